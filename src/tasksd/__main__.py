@@ -1,0 +1,3 @@
+from tasksd.cli import main
+
+main()

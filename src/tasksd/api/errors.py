@@ -1,0 +1,34 @@
+"""How a TasksError looks on the wire: one table from canonical code to HTTP status."""
+
+from __future__ import annotations
+
+import json
+
+from tasksd.model.errors import Code, TasksError
+
+HTTP_STATUS: dict[Code, int] = {
+    Code.OK: 200,
+    Code.CANCELLED: 499,
+    Code.UNKNOWN: 500,
+    Code.INVALID_ARGUMENT: 400,
+    Code.DEADLINE_EXCEEDED: 504,
+    Code.NOT_FOUND: 404,
+    Code.ALREADY_EXISTS: 409,
+    Code.PERMISSION_DENIED: 403,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.FAILED_PRECONDITION: 400,
+    Code.ABORTED: 409,
+    Code.OUT_OF_RANGE: 400,
+    Code.UNIMPLEMENTED: 501,
+    Code.INTERNAL: 500,
+    Code.UNAVAILABLE: 503,
+    Code.DATA_LOSS: 500,
+    Code.UNAUTHENTICATED: 401,
+}
+
+
+def rest_error(error: TasksError) -> tuple[int, bytes]:
+    """(HTTP status, google.rpc.Status JSON body) of an error."""
+    status = HTTP_STATUS[error.code]
+    body = {"error": {"code": status, "message": error.message, "status": error.code.name}}
+    return status, json.dumps(body).encode()

@@ -1,0 +1,68 @@
+"""Conversions between protobuf well-known types and the model's Python values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
+
+from tasksd.model.errors import InvalidArgument
+
+_MAX_SECONDS = 315_576_000_000
+
+
+def timestamp(value: timestamp_pb2.Timestamp, field: str) -> datetime:
+    """A Timestamp as an aware datetime (microseconds kept, nanoseconds dropped)."""
+    try:
+        return value.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(f"{field} is not a valid timestamp.") from None
+
+
+def set_timestamp(target: timestamp_pb2.Timestamp, value: datetime) -> None:
+    target.FromDatetime(value)
+
+
+def duration(value: duration_pb2.Duration, field: str) -> timedelta:
+    if abs(value.seconds) > _MAX_SECONDS:
+        raise InvalidArgument(f"{field} is out of range.")
+    try:
+        return value.ToTimedelta()
+    except (ValueError, OverflowError):
+        raise InvalidArgument(f"{field} is out of range.") from None
+
+
+def set_duration(target: duration_pb2.Duration, value: timedelta) -> None:
+    target.FromTimedelta(value)
+
+
+def optional_timestamp(message: Message, name: str, field: str) -> datetime | None:
+    return timestamp(getattr(message, name), field) if message.HasField(name) else None
+
+
+def optional_duration(message: Message, name: str, field: str) -> timedelta | None:
+    return duration(getattr(message, name), field) if message.HasField(name) else None
+
+
+def mask_paths(mask: FieldMask, message: Message, field: str) -> list[str]:
+    """The mask's paths, after checking each names a field of ``message``'s type.
+
+    Raises:
+        InvalidArgument: a path names no field.
+    """
+    for path in mask.paths:
+        single = FieldMask(paths=[path])
+        if not single.IsValidForDescriptor(message.DESCRIPTOR):
+            raise InvalidArgument(
+                f"{field}: {path!r} is not a field of {message.DESCRIPTOR.name}."
+            )
+    return list(mask.paths)
+
+
+def apply_read_mask(full: Message, mask: FieldMask) -> Message:
+    """A copy of ``full`` holding only the fields the mask names."""
+    result = type(full)()
+    mask.MergeMessage(full, result)
+    return result

@@ -1,0 +1,204 @@
+"""The REST surface: an ASGI app that transcodes HTTP/JSON into RPC request messages.
+
+Path parameters, query parameters and the JSON body are merged into the RPC's request
+message with ``json_format`` (so unknown fields, bad enums and malformed values are
+rejected with the field named), the RPC runs, and its reply is rendered as proto3 JSON —
+enums as numbers when the client asks ``$alt=json;enum-encoding=int``, as the gapic REST
+transport does, and as names otherwise.
+
+LIMITATIONS: the ``fields`` (partial response) and ``prettyPrint`` system parameters are
+accepted and ignored; replies are always complete and compact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from tasksd.api.errors import rest_error
+from tasksd.api.rest.routes import Route, build_routes, load_discovery, match
+from tasksd.api.rpc import Rpc
+from tasksd.model.errors import Internal, InvalidArgument, NotFound, TasksError, Unimplemented
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_SYSTEM_PARAMS = {
+    "alt", "fields", "key", "prettyPrint", "quotaUser", "access_token", "callback",
+    "oauth_token", "uploadType", "upload_protocol", "$.xgafv",
+}
+_JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
+_SNAKE = re.compile(r"_([a-z0-9])")
+
+
+class RestVersion:
+    """One API version's REST surface: its discovery document and routes."""
+
+    def __init__(self, version: str, rest_methods: dict[str, tuple[str, str]], rpcs: list[Rpc]) -> None:
+        self.version = version
+        self.discovery = load_discovery(version)
+        table = {(rpc.service, rpc.name): rpc for rpc in rpcs}
+        self.routes = build_routes(self.discovery, rest_methods, table)
+
+
+class RestApp:
+    """The ASGI application serving every registered version, /healthz and discovery docs."""
+
+    def __init__(self, versions: list[RestVersion]) -> None:
+        self.versions = {v.version: v for v in versions}
+        self.routes: list[Route] = [r for v in versions for r in v.routes]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/healthz":
+            await _reply(send, 200, b'{"status": "SERVING"}')
+            return
+        if method == "GET" and (path == "/$discovery/rest" or path.startswith("/discovery/v1/apis/")):
+            await self._discovery(scope, send)
+            return
+        try:
+            found = match(self.routes, method, path)
+            if found is None:
+                raise NotFound(f"The requested URL {method} {path} was not found on this server.")
+            route, params = found
+            body = await _read_body(receive)
+            status, payload = 200, await self._call(route, params, scope, body)
+        except TasksError as error:
+            status, payload = rest_error(error)
+        except Exception:  # a bug: log it, never show a traceback to the caller
+            log.exception("unhandled error serving %s %s", method, path)
+            status, payload = rest_error(Internal())
+        await _reply(send, status, payload)
+
+    async def _call(self, route: Route, params: dict[str, str], scope: Scope, body: bytes) -> bytes:
+        rpc = route.rpc
+        if rpc is None:
+            raise Unimplemented(f"{route.method_id} is not implemented in tasksd yet.")
+        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        ints = False
+        fields: dict[str, Any] = {}
+        for key, value in query:
+            if key == "$alt":
+                ints = "enum-encoding=int" in value
+            elif key == "alt":
+                if value != "json":
+                    raise InvalidArgument(f"alt={value!r} is not supported; use alt=json.")
+            elif key.startswith("$") or key in _SYSTEM_PARAMS:
+                continue
+            else:
+                name = _camel(key)
+                spec = route.query_params.get(name)
+                if spec is None:
+                    raise InvalidArgument(
+                        f"Invalid JSON payload received. Unknown name {key!r}: Cannot bind query "
+                        f"parameter. Field {key!r} could not be found in request message."
+                    )
+                if spec.get("format") == "google-fieldmask":
+                    value = ",".join(_camel(p.strip()) for p in value.split(",") if p.strip())
+                if spec.get("repeated"):
+                    fields.setdefault(name, []).append(value)
+                else:
+                    fields[name] = value
+        request = _build_request(rpc, route, params, fields, body)
+        response = await rpc.handler(request)
+        return json_format.MessageToJson(response, use_integers_for_enums=ints, indent=None).encode()
+
+    async def _discovery(self, scope: Scope, send: Send) -> None:
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        path: str = scope["path"]
+        version = query.get("version") or path.rstrip("/").split("/")[-2]
+        doc = self.versions.get(version)
+        if doc is None:
+            status, payload = rest_error(NotFound(f"No discovery document for version {version!r}."))
+            await _reply(send, status, payload)
+            return
+        host = dict(scope["headers"]).get(b"host", b"localhost").decode("latin-1")
+        root = f"{scope.get('scheme', 'http')}://{host}/"
+        rendered = dict(doc.discovery, rootUrl=root, baseUrl=root, batchPath="batch")
+        await _reply(send, 200, json.dumps(rendered).encode())
+
+
+def _camel(name: str) -> str:
+    return ".".join(_SNAKE.sub(lambda m: m.group(1).upper(), part) for part in name.split("."))
+
+
+def _build_request(
+    rpc: Rpc, route: Route, params: dict[str, str], query: dict[str, Any], body: bytes
+) -> Message:
+    request = rpc.request()
+    body_target: Message = request
+    if route.request_ref is not None:
+        body_field = _body_field(request, route.request_ref)
+        if body_field is not None:
+            body_target = getattr(request, body_field)
+        try:
+            document = json.loads(body) if body.strip() else {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"Invalid JSON payload received. {exc}.") from None
+        if not isinstance(document, dict):
+            raise InvalidArgument("Invalid JSON payload received. The body must be a JSON object.")
+        _parse(document, body_target)
+        if body_field is not None:
+            body_target.SetInParent()
+    if query:
+        _parse(query, request)
+    for name, value in params.items():
+        holder = request if name in request.DESCRIPTOR.fields_by_name else body_target
+        setattr(holder, name, value)
+    return request
+
+
+def _body_field(request: Message, ref: str) -> str | None:
+    """The request field a body of schema ``ref`` fills, or None when it is the request itself."""
+    if request.DESCRIPTOR.name == ref:
+        return None
+    for field in request.DESCRIPTOR.fields:
+        if field.message_type is not None and field.message_type.name == ref:
+            return str(field.name)
+    return None
+
+
+def _parse(document: dict[str, Any], message: Message) -> None:
+    try:
+        json_format.ParseDict(document, message)
+    except json_format.ParseError as exc:
+        raise InvalidArgument(f"Invalid JSON payload received. {exc}".split("\n")[0]) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidArgument(f"Invalid JSON payload received. {exc}") from None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = await receive()
+        if event["type"] == "http.disconnect":
+            break
+        chunk = event.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise InvalidArgument(f"Request payload size exceeds the limit: {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+        if not event.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _reply(send: Send, status: int, payload: bytes) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

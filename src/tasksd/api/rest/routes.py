@@ -1,0 +1,90 @@
+"""REST routes compiled from a discovery document: URL templates, parameters, RPCs."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from tasksd.api.rpc import Rpc
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method_id: str
+    http_method: str
+    regex: re.Pattern[str]
+    path_params: dict[str, re.Pattern[str]]
+    query_params: dict[str, dict[str, Any]]
+    request_ref: str | None
+    rpc: Rpc | None
+    """None for a method of the discovery document that has no RPC in the published protos."""
+
+
+def load_discovery(version: str) -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("discovery", f"cloudtasks.{version}.json").read_text()
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    out = ["^/"]
+    pos = 0
+    for match in re.finditer(r"\{(\+?)(\w+)\}", template):
+        out.append(re.escape(template[pos : match.start()]))
+        out.append(f"(?P<{match.group(2)}>{'.+?' if match.group(1) else '[^/]+'})")
+        pos = match.end()
+    out.append(re.escape(template[pos:]) + "$")
+    return re.compile("".join(out))
+
+
+def _methods(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    found = list(resource.get("methods", {}).values())
+    for child in resource.get("resources", {}).values():
+        found.extend(_methods(child))
+    return found
+
+
+def build_routes(
+    discovery: dict[str, Any], rest_methods: dict[str, tuple[str, str]], rpcs: dict[tuple[str, str], Rpc]
+) -> list[Route]:
+    """One route per method of the discovery document, most specific path first."""
+    routes = []
+    for method in _methods(discovery):
+        params = method.get("parameters", {})
+        target = rest_methods.get(method["id"])
+        routes.append(
+            Route(
+                method_id=method["id"],
+                http_method=method["httpMethod"],
+                regex=_template_regex(discovery.get("servicePath", "") + method["path"]),
+                path_params={
+                    name: re.compile(spec.get("pattern", "^[^/]+$"))
+                    for name, spec in params.items()
+                    if spec.get("location") == "path"
+                },
+                query_params={
+                    name: spec for name, spec in params.items() if spec.get("location") == "query"
+                },
+                request_ref=method.get("request", {}).get("$ref"),
+                rpc=rpcs.get(target) if target else None,
+            )
+        )
+    routes.sort(key=lambda r: -len(r.regex.pattern))
+    return routes
+
+
+def match(routes: list[Route], http_method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """The route and path parameters for a request, or None."""
+    for route in routes:
+        if route.http_method != http_method:
+            continue
+        found = route.regex.match(path)
+        if found is None:
+            continue
+        values = found.groupdict()
+        if all(route.path_params[k].match(v) for k, v in values.items() if k in route.path_params):
+            return route, values
+    return None

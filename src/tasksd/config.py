@@ -1,0 +1,96 @@
+"""Server settings: defaults, ``TASKSD_*`` environment variables, flags and the config file.
+
+The config file (YAML, so JSON works too, or TOML) holds server settings under the flag
+names (``db``, ``http_port``, …), service settings (``locations``, ``queue_reuse_delay``)
+and ``queues``: a list of queues written as v2beta2 REST Queue resources, each created or
+updated to match when the server starts. A flag or environment variable wins over the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import duration_pb2
+
+from tasksd.service import ServiceSettings
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    grpc_port: int = 8123
+    http_port: int = 8124
+    db: str = "sqlite:///./tasksd.db"
+    app_engine_url: str = "http://127.0.0.1:8080"
+    config: str | None = None
+    log_level: str = "info"
+    sweep_interval_s: float = 30.0
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    queues: tuple[dict[str, Any], ...] = ()
+
+
+SERVER_KEYS = {f.name for f in fields(Settings)} - {"service", "queues", "config"}
+
+
+def _duration(value: Any, key: str) -> timedelta:
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    try:
+        parsed = duration_pb2.Duration()
+        parsed.FromJsonString(str(value))
+        return parsed.ToTimedelta()
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not a duration such as '30s' or '3.5s'.") from None
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """The mapping a YAML/JSON or TOML file holds."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if file.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {'TOML' if file.suffix == '.toml' else 'YAML'}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level.")
+    return data
+
+
+def apply_config_file(settings: Settings, data: dict[str, Any], explicit: set[str]) -> Settings:
+    """``settings`` with the file's values for every key not set by a flag or env var."""
+    server: dict[str, Any] = {}
+    service = settings.service
+    queues: tuple[dict[str, Any], ...] = ()
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name in SERVER_KEYS:
+            if name not in explicit:
+                server[name] = value
+        elif name == "locations":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError("locations must be a list of location ids.")
+            service = replace(service, default_locations=tuple(value))
+        elif name == "queue_reuse_delay":
+            service = replace(service, queue_reuse_delay=_duration(value, key))
+        elif name == "queues":
+            if not isinstance(value, list) or not all(isinstance(q, dict) for q in value):
+                raise ConfigError("queues must be a list of Queue resources (mappings).")
+            queues = tuple(value)
+        else:
+            known = sorted(SERVER_KEYS | {"locations", "queue_reuse_delay", "queues"})
+            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(known)}.")
+    return replace(settings, service=service, queues=queues, **server)

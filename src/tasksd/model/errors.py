@@ -1,0 +1,114 @@
+"""Errors of the API, keyed by the canonical google.rpc.Code.
+
+Every layer raises these; each wire adapter renders them (REST: an HTTP status plus a
+``google.rpc.Status`` JSON body; gRPC: a status code and message).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Code(IntEnum):
+    """The canonical codes of google.rpc.Code."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+class TasksError(Exception):
+    """An API error: a canonical code and a message a person can act on.
+
+    Subclasses fix the code; those with a docstring-like default message may be raised
+    without arguments.
+    """
+
+    code: Code = Code.UNKNOWN
+    default_message: str = "Unknown error."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        super().__init__(self.message)
+
+
+class InvalidArgument(TasksError):
+    code = Code.INVALID_ARGUMENT
+    default_message = "Request contains an invalid argument."
+
+
+class NotFound(TasksError):
+    code = Code.NOT_FOUND
+    default_message = "Requested entity was not found."
+
+
+class AlreadyExists(TasksError):
+    code = Code.ALREADY_EXISTS
+    default_message = "Requested entity already exists"
+
+
+class FailedPrecondition(TasksError):
+    code = Code.FAILED_PRECONDITION
+    default_message = "Precondition check failed."
+
+
+class Aborted(TasksError):
+    code = Code.ABORTED
+    default_message = "The operation was aborted."
+
+
+class ResourceExhausted(TasksError):
+    code = Code.RESOURCE_EXHAUSTED
+    default_message = "Resource has been exhausted (e.g. check quota)."
+
+
+class Unimplemented(TasksError):
+    code = Code.UNIMPLEMENTED
+    default_message = "Operation is not implemented, or supported, or enabled."
+
+
+class Internal(TasksError):
+    code = Code.INTERNAL
+    default_message = "Internal error encountered."
+
+
+class QueueNotFound(NotFound):
+    default_message = (
+        "Queue does not exist. If you just created the queue, wait at least a minute for "
+        "the queue to initialize."
+    )
+
+
+class QueueTombstoned(FailedPrecondition):
+    default_message = (
+        "The queue cannot be created because a queue with this name existed too recently."
+    )
+
+
+class TaskNotFound(NotFound):
+    default_message = "The task does not exist."
+
+
+class TaskTombstoned(NotFound):
+    default_message = (
+        "The task no longer exists, though a task with this name existed recently. "
+        "The task either successfully completed or was deleted."
+    )
+
+
+class LocationNotFound(NotFound):
+    default_message = "Location not found."

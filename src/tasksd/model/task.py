@@ -1,0 +1,82 @@
+"""Tasks: their payload (pull message, App Engine request or HTTP request) and status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+from tasksd.model.names import TaskName
+from tasksd.model.queue import AppEngineRouting, HttpMethod, OAuthToken, OidcToken, RetryConfig
+
+
+class TaskView(Enum):
+    """BASIC leaves out payloads and bodies; FULL includes them."""
+
+    BASIC = "BASIC"
+    FULL = "FULL"
+
+
+@dataclass(slots=True)
+class PullMessage:
+    payload: bytes = b""
+    tag: str = ""
+
+
+@dataclass(slots=True)
+class AppEngineHttpRequest:
+    http_method: HttpMethod | None = None
+    app_engine_routing: AppEngineRouting | None = None
+    relative_url: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    url: str = ""
+    http_method: HttpMethod | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    oauth_token: OAuthToken | None = None
+    oidc_token: OidcToken | None = None
+
+
+Payload = PullMessage | AppEngineHttpRequest | HttpRequest
+
+
+@dataclass(slots=True)
+class ResponseStatus:
+    """The google.rpc.Status of one attempt's response."""
+
+    code: int
+    message: str = ""
+
+
+@dataclass(slots=True)
+class Attempt:
+    schedule_time: datetime | None = None
+    dispatch_time: datetime | None = None
+    response_time: datetime | None = None
+    response_status: ResponseStatus | None = None
+
+
+@dataclass(slots=True)
+class TaskStatus:
+    dispatch_count: int = 0
+    response_count: int = 0
+    first_attempt: Attempt | None = None
+    last_attempt: Attempt | None = None
+
+
+@dataclass(slots=True)
+class Task:
+    """A task; ``name`` is None in a create request that lets the server choose the id."""
+
+    name: TaskName | None
+    payload: Payload | None = None
+    schedule_time: datetime | None = None
+    create_time: datetime | None = None
+    status: TaskStatus = field(default_factory=TaskStatus)
+    dispatch_deadline: timedelta | None = None
+    retry_config: RetryConfig | None = None

@@ -1,0 +1,241 @@
+"""TasksService: every API operation, in the model's terms, over a Store and a Clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Generic, TypeVar
+
+from tasksd.clock import Clock
+from tasksd.model.errors import AlreadyExists, InvalidArgument, LocationNotFound, QueueNotFound
+from tasksd.model.iam import Policy
+from tasksd.model.location import Location
+from tasksd.model.names import LocationName, ProjectName, QueueName, TaskName
+from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
+from tasksd.model.task import Task
+from tasksd.service import iam
+from tasksd.service.paging import check_page_size, make_token, read_token
+from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
+from tasksd.service.tasks import prepare_task
+from tasksd.store.base import Store
+
+T = TypeVar("T")
+
+MAX_QUEUE_PAGE = 9800
+MAX_TASK_PAGE = 1000
+MAX_LOCATION_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """Settings of the service; each has a key in the config file and a serve flag or env var."""
+
+    default_locations: tuple[str, ...] = ("us-central1", "us-east1", "europe-west1", "asia-northeast1")
+    # The real service reserves a deleted queue's name for up to 7 days; test suites re-create
+    # queues, so locally the default is no reservation.
+    queue_reuse_delay: timedelta = timedelta(0)
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str = ""
+
+
+@dataclass(slots=True)
+class _Matches:
+    """A queue filter: a predicate over queues and its text (which binds page tokens)."""
+
+    text: str = ""
+    test: Callable[[Queue], bool] = field(default=lambda queue: True)
+
+
+class TasksService:
+    def __init__(self, store: Store, clock: Clock, settings: ServiceSettings | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings or ServiceSettings()
+
+    # -- locations ---------------------------------------------------------------------
+
+    async def list_locations(self, project: ProjectName, page_size: int, page_token: str) -> Page[Location]:
+        """Locations in use by the project plus the configured default list, in id order."""
+        size = check_page_size(page_size, MAX_LOCATION_PAGE)
+        now = self.clock.now()
+        after = read_token(page_token, "locations", now)
+        used = await self.store.locations_in_use(project.project)
+        ids = sorted(set(self.settings.default_locations) | set(used))
+        ids = [i for i in ids if i > after]
+        page = ids[:size]
+        token = make_token(page[-1], "locations", now) if len(ids) > size else ""
+        return Page([Location(LocationName(project.project, i)) for i in page], token)
+
+    async def get_location(self, name: LocationName) -> Location:
+        """Raises: LocationNotFound when the location is neither in use nor a default one."""
+        if name.location in self.settings.default_locations:
+            return Location(name)
+        if name.location in await self.store.locations_in_use(name.project):
+            return Location(name)
+        raise LocationNotFound(f"Location {name.path} is not found.")
+
+    # -- queues ------------------------------------------------------------------------
+
+    async def create_queue(self, parent: LocationName, queue: Queue) -> Queue:
+        """Raises: InvalidArgument, AlreadyExists, QueueTombstoned."""
+        if queue.name.parent != parent:
+            raise InvalidArgument(
+                f"queue.name {queue.name.path!r} is not in the location named in parent "
+                f"({parent.path!r})."
+            )
+
+        def change(stored: Queue | None) -> Queue:
+            if stored is not None:
+                raise AlreadyExists()
+            return _new_queue(queue)
+
+        return await self.store.put_queue(queue.name, change, self.clock.now())
+
+    async def update_queue(self, queue: Queue, mask: list[str] | None) -> Queue:
+        """Update the fields that ``mask`` names (all when empty), creating a missing queue.
+
+        Raises: InvalidArgument, QueueTombstoned.
+        """
+        paths = list(mask) if mask else sorted(_UPDATABLE)
+
+        def change(stored: Queue | None) -> Queue:
+            if stored is None:
+                return _new_queue(queue)
+            given = queue if queue.kind is not None else replace(queue, kind=stored.kind)
+            merged = apply_mask(stored, given, paths)
+            rate_set = "rate_limits" in paths or "rate_limits.max_dispatches_per_second" in paths
+            if rate_set and given.rate_limits.max_burst_size is None:
+                merged = replace(merged, rate_limits=replace(merged.rate_limits, max_burst_size=None))
+            return complete_queue(merged, stored)
+
+        return await self.store.put_queue(queue.name, change, self.clock.now())
+
+    async def get_queue(self, name: QueueName) -> Queue:
+        return await self.store.get_queue(name)
+
+    async def queue_stats(self, name: QueueName) -> QueueStats:
+        """Realtime statistics; dispatch counters stay zero until push dispatch exists."""
+        queue = await self.store.get_queue(name)
+        stats = await self.store.queue_stats(name, self.clock.now())
+        running = queue.state is QueueState.RUNNING and queue.kind is QueueKind.PUSH
+        rate = queue.rate_limits.max_dispatches_per_second or 0.0
+        return replace(stats, effective_execution_rate=rate if running else 0.0)
+
+    async def list_queues(
+        self,
+        parent: LocationName,
+        page_size: int,
+        page_token: str,
+        filter_text: str = "",
+        matches: Callable[[Queue], bool] | None = None,
+    ) -> Page[Queue]:
+        """A page of the location's queues in lexicographical order that satisfy ``matches``.
+
+        Raises: InvalidArgument for a bad page size or token.
+        """
+        size = check_page_size(page_size, MAX_QUEUE_PAGE)
+        now = self.clock.now()
+        after = read_token(page_token, "queues:" + filter_text, now)
+        test = matches or _Matches().test
+        found: list[Queue] = []
+        while len(found) < size:
+            batch = await self.store.list_queues(parent, after, size + 1)
+            for queue in batch:
+                if test(queue):
+                    found.append(queue)
+            if len(batch) <= size:
+                break
+            after = batch[-1].name.queue
+        if len(found) > size:
+            found = found[:size]
+        more = len(found) == size and bool(await self.store.list_queues(parent, found[-1].name.queue, 1))
+        token = make_token(found[-1].name.queue, "queues:" + filter_text, now) if more else ""
+        return Page(found, token)
+
+    async def delete_queue(self, name: QueueName) -> None:
+        await self.store.delete_queue(name, self.clock.now(), self.settings.queue_reuse_delay)
+
+    async def purge_queue(self, name: QueueName) -> Queue:
+        return await self.store.purge_queue(name, self.clock.now())
+
+    async def pause_queue(self, name: QueueName) -> Queue:
+        return await self._set_state(name, QueueState.PAUSED)
+
+    async def resume_queue(self, name: QueueName) -> Queue:
+        return await self._set_state(name, QueueState.RUNNING)
+
+    async def _set_state(self, name: QueueName, state: QueueState) -> Queue:
+        def change(stored: Queue | None) -> Queue:
+            if stored is None:
+                raise QueueNotFound()
+            return replace(stored, state=state)
+
+        return await self.store.put_queue(name, change, self.clock.now())
+
+    # -- IAM ---------------------------------------------------------------------------
+
+    async def get_iam_policy(self, name: QueueName, requested_version: int = 0) -> Policy:
+        """Raises: QueueNotFound, InvalidArgument."""
+        iam.check_requested_version(requested_version)
+        return iam.present(await self.store.get_policy(name), requested_version)
+
+    async def set_iam_policy(self, name: QueueName, policy: Policy) -> Policy:
+        """Raises: QueueNotFound, InvalidArgument, Aborted (stale etag)."""
+        iam.check_policy(policy)
+        return iam.present(await self.store.set_policy(name, policy), 3)
+
+    async def test_iam_permissions(self, name: QueueName, permissions: list[str]) -> list[str]:
+        """The requested permissions that exist; none when the queue does not exist."""
+        iam.check_permissions(permissions)
+        try:
+            await self.store.get_queue(name)
+        except QueueNotFound:
+            return []
+        return [p for p in permissions if p in iam.PERMISSIONS]
+
+    # -- tasks -------------------------------------------------------------------------
+
+    async def create_task(self, parent: QueueName, task: Task) -> Task:
+        """Raises: QueueNotFound, InvalidArgument, AlreadyExists."""
+        queue = await self.store.get_queue(parent)
+        now = self.clock.now()
+        return await self.store.insert_task(prepare_task(queue, parent, task, now), now)
+
+    async def get_task(self, name: TaskName) -> Task:
+        return await self.store.get_task(name, self.clock.now())
+
+    async def list_tasks(self, parent: QueueName, page_size: int, page_token: str) -> Page[Task]:
+        size = check_page_size(page_size, MAX_TASK_PAGE)
+        now = self.clock.now()
+        after = read_token(page_token, "tasks", now)
+        tasks = await self.store.list_tasks(parent, after, size + 1, now)
+        token = ""
+        if len(tasks) > size:
+            tasks = tasks[:size]
+            assert tasks[-1].name is not None
+            token = make_token(tasks[-1].name.task, "tasks", now)
+        return Page(tasks, token)
+
+    async def delete_task(self, name: TaskName) -> None:
+        await self.store.delete_task(name, self.clock.now())
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Delete tasks past their TTL and expired tombstones."""
+        return await self.store.sweep(self.clock.now())
+
+
+def _new_queue(queue: Queue) -> Queue:
+    fresh = replace(
+        queue,
+        kind=queue.kind or QueueKind.PUSH,
+        state=QueueState.RUNNING,
+        purge_time=None,
+    )
+    return complete_queue(fresh, None)

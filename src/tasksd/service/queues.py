@@ -1,0 +1,236 @@
+"""Queue rules: defaults, limits and the validation of a queue given by a caller."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import fields, replace
+from datetime import timedelta
+from typing import Any
+
+from tasksd.model.errors import InvalidArgument
+from tasksd.model.queue import (
+    AppEngineRouting,
+    HttpTarget,
+    Queue,
+    QueueKind,
+    RateLimits,
+    RetryConfig,
+)
+
+MAX_DISPATCHES_PER_SECOND = 500.0
+MAX_BURST_SIZE = 500
+MAX_CONCURRENT_DISPATCHES = 5000
+DEFAULT_DISPATCHES_PER_SECOND = 500.0
+DEFAULT_CONCURRENT_DISPATCHES = 1000
+DEFAULT_RETRY = RetryConfig(
+    max_attempts=100,
+    max_retry_duration=timedelta(0),
+    min_backoff=timedelta(seconds=0.1),
+    max_backoff=timedelta(seconds=3600),
+    max_doublings=16,
+)
+DEFAULT_TASK_TTL = timedelta(days=31)
+MAX_TASK_TTL = timedelta(days=31)
+DEFAULT_TOMBSTONE_TTL = timedelta(hours=1)
+MAX_TOMBSTONE_TTL = timedelta(days=9)
+MAX_BACKOFF = timedelta(days=7)
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def default_burst_size(rate: float) -> int:
+    """The burst size the service picks from the rate (500/s gives 100, as observed)."""
+    return max(1, min(100, math.ceil(rate)))
+
+
+def complete_queue(queue: Queue, previous: Queue | None) -> Queue:
+    """Validate a queue from a caller and fill in every default.
+
+    ``previous`` is the stored queue when this is an update.
+
+    Raises:
+        InvalidArgument: a field breaks a documented rule; the message names the field.
+    """
+    if previous is not None and previous.kind != queue.kind:
+        raise InvalidArgument(
+            f"The queue type cannot be changed (the queue is a {previous.kind.value.lower()} "
+            f"queue; the request would make it a {queue.kind.value.lower()} queue)."
+        )
+    rate_limits = _complete_rate_limits(queue.kind, queue.rate_limits)
+    retry_config = complete_retry_config(queue.retry_config, pull=queue.kind is QueueKind.PULL)
+    task_ttl = _duration_in(queue.task_ttl, "task_ttl", timedelta(seconds=1), MAX_TASK_TTL)
+    tombstone_ttl = _duration_in(queue.tombstone_ttl, "tombstone_ttl", timedelta(0), MAX_TOMBSTONE_TTL)
+    ratio = queue.logging_sampling_ratio
+    if ratio is not None and not 0.0 <= ratio <= 1.0:
+        raise InvalidArgument(
+            f"stackdriver_logging_config.sampling_ratio must be between 0.0 and 1.0, got {ratio}."
+        )
+    routing = queue.app_engine_routing_override
+    http_target = queue.http_target
+    if queue.kind is QueueKind.PULL and (routing is not None or http_target is not None):
+        raise InvalidArgument("A pull queue cannot have an App Engine or HTTP target.")
+    if http_target is not None:
+        _check_http_target(http_target)
+    return replace(
+        queue,
+        rate_limits=rate_limits,
+        retry_config=retry_config,
+        task_ttl=task_ttl if queue.task_ttl is not None else DEFAULT_TASK_TTL,
+        tombstone_ttl=tombstone_ttl if queue.tombstone_ttl is not None else DEFAULT_TOMBSTONE_TTL,
+        app_engine_routing_override=with_host(routing, queue.name.project) if routing else None,
+    )
+
+
+def _complete_rate_limits(kind: QueueKind, given: RateLimits) -> RateLimits:
+    if kind is QueueKind.PULL:
+        # Output only for pull queues: what a caller sends is ignored.
+        return RateLimits(DEFAULT_DISPATCHES_PER_SECOND, default_burst_size(DEFAULT_DISPATCHES_PER_SECOND), -1)
+    rate = given.max_dispatches_per_second
+    if rate is None or rate == 0:
+        rate = DEFAULT_DISPATCHES_PER_SECOND
+    elif not (0 < rate <= MAX_DISPATCHES_PER_SECOND) or math.isnan(rate):
+        raise InvalidArgument(
+            "rate_limits.max_dispatches_per_second must be greater than 0 and at most "
+            f"{MAX_DISPATCHES_PER_SECOND:g}, got {rate}."
+        )
+    burst = given.max_burst_size
+    if burst is None or burst == 0:
+        burst = default_burst_size(rate)
+    elif not 0 < burst <= MAX_BURST_SIZE:
+        raise InvalidArgument(
+            f"rate_limits.max_burst_size must be between 1 and {MAX_BURST_SIZE}, got {burst}."
+        )
+    concurrent = given.max_concurrent_dispatches
+    if concurrent is None or concurrent == 0:
+        concurrent = DEFAULT_CONCURRENT_DISPATCHES
+    elif not 0 < concurrent <= MAX_CONCURRENT_DISPATCHES:
+        raise InvalidArgument(
+            "rate_limits.max_concurrent_dispatches must be between 1 and "
+            f"{MAX_CONCURRENT_DISPATCHES}, got {concurrent}."
+        )
+    return RateLimits(float(rate), burst, concurrent)
+
+
+def complete_retry_config(given: RetryConfig, *, pull: bool = False) -> RetryConfig:
+    """Validate a retry configuration and fill in the defaults.
+
+    For pull queues only ``max_attempts`` is taken from the caller; the rest is output only.
+    """
+    attempts = given.max_attempts
+    if attempts is None or attempts == 0:
+        attempts = DEFAULT_RETRY.max_attempts
+    elif attempts < -1:
+        raise InvalidArgument(
+            f"retry_config.max_attempts must be greater than 0 (or -1 for unlimited), got {attempts}."
+        )
+    if pull:
+        return replace(DEFAULT_RETRY, max_attempts=attempts)
+    values: dict[str, Any] = {"max_attempts": attempts}
+    for name in ("max_retry_duration", "min_backoff", "max_backoff"):
+        value = getattr(given, name)
+        if value is None:
+            value = getattr(DEFAULT_RETRY, name)
+        elif value < timedelta(0):
+            raise InvalidArgument(f"retry_config.{name} must not be negative, got {value}.")
+        elif name != "max_retry_duration" and value > MAX_BACKOFF:
+            raise InvalidArgument(f"retry_config.{name} must be at most 7 days, got {value}.")
+        values[name] = value
+    doublings = given.max_doublings
+    if doublings is not None and doublings < 0:
+        raise InvalidArgument(f"retry_config.max_doublings must not be negative, got {doublings}.")
+    values["max_doublings"] = doublings if doublings is not None else DEFAULT_RETRY.max_doublings
+    if values["min_backoff"] > values["max_backoff"]:
+        raise InvalidArgument(
+            "retry_config.min_backoff must not be greater than retry_config.max_backoff "
+            f"({values['min_backoff']} > {values['max_backoff']})."
+        )
+    return RetryConfig(**values)
+
+
+def _duration_in(value: timedelta | None, field: str, low: timedelta, high: timedelta) -> timedelta | None:
+    if value is not None and not low <= value <= high:
+        raise InvalidArgument(
+            f"{field} must be between {int(low.total_seconds())}s and "
+            f"{int(high.total_seconds())}s, got {value.total_seconds():g}s."
+        )
+    return value
+
+
+def _check_http_target(target: HttpTarget) -> None:
+    override = target.uri_override
+    if override is not None:
+        if override.host is not None and override.host == "":
+            raise InvalidArgument("http_target.uri_override.host must not be an empty string.")
+        if override.port is not None and not 0 <= override.port <= 65535:
+            raise InvalidArgument(
+                f"http_target.uri_override.port must be between 0 and 65535, got {override.port}."
+            )
+        if override.path is not None and override.path and not override.path.startswith("/"):
+            raise InvalidArgument("http_target.uri_override.path_override.path must begin with '/'.")
+    for index, header in enumerate(target.header_overrides):
+        check_header(header.key, header.value, f"http_target.header_overrides[{index}]")
+    if target.oauth_token is not None and target.oidc_token is not None:
+        raise InvalidArgument("http_target may set oauth_token or oidc_token, not both.")
+    if target.oauth_token is not None and not (
+        target.oauth_token.service_account_email and target.oauth_token.scope
+    ):
+        raise InvalidArgument(
+            "http_target.oauth_token needs both service_account_email and scope at queue level."
+        )
+    if target.oidc_token is not None and not (
+        target.oidc_token.service_account_email and target.oidc_token.audience
+    ):
+        raise InvalidArgument(
+            "http_target.oidc_token needs both service_account_email and audience at queue level."
+        )
+
+
+def check_header(key: str, value: str, field: str) -> None:
+    """Raises InvalidArgument when a header name is not an HTTP token or a value holds CR/LF."""
+    if not _HEADER_NAME.fullmatch(key):
+        raise InvalidArgument(f"{field}: {key!r} is not a valid HTTP header name.")
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise InvalidArgument(f"{field}: the value of header {key!r} contains a line break.")
+
+
+def with_host(routing: AppEngineRouting, project: str) -> AppEngineRouting:
+    """The routing with its output-only ``host`` computed as the API documents."""
+    parts = [p for p in (routing.instance, routing.version, routing.service) if p]
+    host = ".".join([*parts, f"{project}.appspot.com"])
+    return replace(routing, host=host)
+
+
+def apply_mask(stored: Queue, given: Queue, paths: list[str]) -> Queue:
+    """``stored`` with the fields that ``paths`` name (model field paths) taken from ``given``.
+
+    Raises:
+        InvalidArgument: a path names no updatable field.
+    """
+    result = stored
+    for path in paths:
+        head, _, rest = path.partition(".")
+        if head not in _UPDATABLE:
+            raise InvalidArgument(f"update_mask: {path!r} is not a field of Queue that can be updated.")
+        if not rest:
+            result = replace(result, **{head: getattr(given, head)})
+            continue
+        inner_stored, inner_given = getattr(result, head), getattr(given, head)
+        names = {f.name for f in fields(inner_given)} if inner_given is not None else set()
+        if inner_given is None or rest not in names:
+            raise InvalidArgument(f"update_mask: {path!r} is not a field of Queue that can be updated.")
+        base = inner_stored if inner_stored is not None else type(inner_given)()
+        result = replace(result, **{head: replace(base, **{rest: getattr(inner_given, rest)})})
+    return result
+
+
+_UPDATABLE = {
+    "kind",
+    "app_engine_routing_override",
+    "http_target",
+    "rate_limits",
+    "retry_config",
+    "task_ttl",
+    "tombstone_ttl",
+    "logging_sampling_ratio",
+}

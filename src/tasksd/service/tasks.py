@@ -1,0 +1,191 @@
+"""Task rules: names, schedule time, payload kind, sizes, URLs, methods and headers."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from tasksd.model.errors import InvalidArgument
+from tasksd.model.names import QueueName
+from tasksd.model.queue import HttpMethod, Queue, QueueKind
+from tasksd.model.task import AppEngineHttpRequest, HttpRequest, PullMessage, Task, TaskStatus
+from tasksd.service.queues import check_header, complete_retry_config, with_host
+
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+MAX_URL_LENGTH = 2083
+MAX_TAG_LENGTH = 500
+MAX_HEADERS_BYTES = 80 * 1024
+MAX_APP_ENGINE_TASK_BYTES = 100 * 1024
+MAX_TASK_BYTES = 1024 * 1024
+HTTP_DEADLINE = (timedelta(seconds=15), timedelta(minutes=30))
+APP_ENGINE_DEADLINE = (timedelta(seconds=15), timedelta(hours=24, seconds=15))
+
+_BODY_METHODS_HTTP = {HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH}
+_BODY_METHODS_APP_ENGINE = {HttpMethod.POST, HttpMethod.PUT}
+_RESERVED_HEADER_PREFIXES = ("x-google-", "x-appengine-")
+
+
+def new_task_id() -> str:
+    """A random id like the service's: a 19-20 digit decimal number, uniformly spread."""
+    return str(secrets.randbelow(10**20 - 10**18) + 10**18)
+
+
+def prepare_task(queue: Queue, parent: QueueName, given: Task, now: datetime) -> Task:
+    """The task to store for a CreateTask request, validated against its queue.
+
+    Raises:
+        InvalidArgument: a rule of the API is broken; the message names the field.
+    """
+    if given.name is None:
+        name = parent.task(new_task_id())
+    elif given.name.queue_name != parent:
+        raise InvalidArgument(
+            f"task.name {given.name.path!r} does not belong to the queue named in parent "
+            f"({parent.path!r})."
+        )
+    else:
+        name = given.name
+    schedule = given.schedule_time
+    if schedule is None or schedule < now:
+        schedule = now
+    elif schedule - now > MAX_SCHEDULE_AHEAD:
+        raise InvalidArgument(
+            "task.schedule_time must be at most 30 days in the future, got "
+            f"{schedule.isoformat()}."
+        )
+    payload = given.payload
+    deadline = given.dispatch_deadline
+    if payload is None:
+        raise InvalidArgument(
+            "The task has no payload: set one of pull_message, app_engine_http_request or "
+            "http_request."
+        )
+    if isinstance(payload, PullMessage):
+        if queue.kind is not QueueKind.PULL:
+            raise InvalidArgument(
+                "task.pull_message can only be used in a pull queue; "
+                f"{parent.path} is a push queue."
+            )
+        _check_pull_message(payload)
+        if deadline is not None:
+            raise InvalidArgument("task.dispatch_deadline cannot be set on a pull task.")
+    else:
+        if queue.kind is QueueKind.PULL:
+            kind = "app_engine_http_request" if isinstance(payload, AppEngineHttpRequest) else "http_request"
+            raise InvalidArgument(
+                f"task.{kind} cannot be used in a pull queue; {parent.path} accepts only "
+                "pull_message tasks."
+            )
+        if isinstance(payload, AppEngineHttpRequest):
+            payload = _check_app_engine_request(payload, parent.project)
+            _check_deadline(deadline, APP_ENGINE_DEADLINE)
+        else:
+            payload = _check_http_request(payload)
+            _check_deadline(deadline, HTTP_DEADLINE)
+    retry = complete_retry_config(given.retry_config) if given.retry_config is not None else None
+    return Task(
+        name=name,
+        payload=payload,
+        schedule_time=schedule,
+        create_time=now.replace(microsecond=0),
+        status=TaskStatus(),
+        dispatch_deadline=deadline,
+        retry_config=retry,
+    )
+
+
+def _check_pull_message(message: PullMessage) -> None:
+    if len(message.tag) >= MAX_TAG_LENGTH:
+        raise InvalidArgument(
+            f"task.pull_message.tag must be less than {MAX_TAG_LENGTH} characters, got "
+            f"{len(message.tag)}."
+        )
+    size = len(message.payload) + len(message.tag.encode())
+    if size > MAX_TASK_BYTES:
+        raise InvalidArgument(
+            f"The task is too large: {size} bytes; pull tasks may be at most {MAX_TASK_BYTES} bytes."
+        )
+
+
+def _check_headers(headers: dict[str, str], field: str) -> int:
+    size = 0
+    for key, value in headers.items():
+        check_header(key, value, field)
+        size += len(key.encode()) + len(value.encode())
+    if size >= MAX_HEADERS_BYTES:
+        raise InvalidArgument(f"{field} must be smaller than 80 KB in total, got {size} bytes.")
+    return size
+
+
+def _check_app_engine_request(request: AppEngineHttpRequest, project: str) -> AppEngineHttpRequest:
+    field = "task.app_engine_http_request"
+    method = request.http_method or HttpMethod.POST
+    url = request.relative_url or "/"
+    if not url.startswith("/"):
+        raise InvalidArgument(f"{field}.relative_url must begin with '/', got {url!r}.")
+    if any(c.isspace() for c in url):
+        raise InvalidArgument(f"{field}.relative_url must not contain spaces.")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidArgument(
+            f"{field}.relative_url must be at most {MAX_URL_LENGTH} characters, got {len(url)}."
+        )
+    if request.body and method not in _BODY_METHODS_APP_ENGINE:
+        raise InvalidArgument(
+            f"{field}.payload is allowed only with the POST or PUT method, not {method.value}."
+        )
+    for key in request.headers:
+        if key.lower() == "host" or key.lower().startswith(_RESERVED_HEADER_PREFIXES):
+            raise InvalidArgument(f"{field}.headers: the header {key!r} cannot be set.")
+    size = _check_headers(request.headers, f"{field}.headers") + len(url) + len(request.body)
+    if size > MAX_APP_ENGINE_TASK_BYTES:
+        raise InvalidArgument(
+            f"The task is too large: {size} bytes; App Engine tasks may be at most "
+            f"{MAX_APP_ENGINE_TASK_BYTES} bytes."
+        )
+    routing = request.app_engine_routing
+    return replace(
+        request,
+        http_method=method,
+        relative_url=url,
+        app_engine_routing=with_host(routing, project) if routing is not None else None,
+    )
+
+
+def _check_http_request(request: HttpRequest) -> HttpRequest:
+    field = "task.http_request"
+    method = request.http_method or HttpMethod.POST
+    url = request.url
+    if not url:
+        raise InvalidArgument(f"{field}.url is required.")
+    if not url.startswith(("http://", "https://")):
+        raise InvalidArgument(f"{field}.url must begin with 'http://' or 'https://', got {url[:100]!r}.")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidArgument(f"{field}.url must be at most {MAX_URL_LENGTH} characters, got {len(url)}.")
+    if any(c.isspace() for c in url) or not urlsplit(url).hostname:
+        raise InvalidArgument(f"{field}.url {url[:100]!r} is not a valid URL.")
+    if request.body and method not in _BODY_METHODS_HTTP:
+        raise InvalidArgument(
+            f"{field}.body is allowed only with the POST, PUT or PATCH method, not {method.value}."
+        )
+    if request.oauth_token is not None and request.oidc_token is not None:
+        raise InvalidArgument(f"{field} may set oauth_token or oidc_token, not both.")
+    for token, name in ((request.oauth_token, "oauth_token"), (request.oidc_token, "oidc_token")):
+        if token is not None and not token.service_account_email:
+            raise InvalidArgument(f"{field}.{name}.service_account_email is required.")
+    size = _check_headers(request.headers, f"{field}.headers") + len(url) + len(request.body)
+    if size > MAX_TASK_BYTES:
+        raise InvalidArgument(
+            f"The task is too large: {size} bytes; HTTP tasks may be at most {MAX_TASK_BYTES} bytes."
+        )
+    return replace(request, http_method=method)
+
+
+def _check_deadline(deadline: timedelta | None, bounds: tuple[timedelta, timedelta]) -> None:
+    low, high = bounds
+    if deadline is not None and not low <= deadline <= high:
+        raise InvalidArgument(
+            f"task.dispatch_deadline must be between {int(low.total_seconds())}s and "
+            f"{int(high.total_seconds())}s, got {deadline.total_seconds():g}s."
+        )

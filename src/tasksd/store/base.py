@@ -1,0 +1,116 @@
+"""The Store protocol: the narrow set of operations the service and engine need.
+
+Time-dependent operations take ``now``; no backend reads a clock. Every write is durable
+when its coroutine returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from tasksd.model.iam import Policy
+from tasksd.model.names import LocationName, QueueName, TaskName
+from tasksd.model.queue import Queue, QueueStats
+from tasksd.model.task import Task
+
+QueueChange = Callable[[Queue | None], Queue]
+"""Computes a queue's new configuration from its stored one (None when it does not exist).
+
+It runs inside the store's transaction, so it sees and replaces the queue atomically; a
+TasksError it raises aborts the change and reaches the caller.
+"""
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Create or migrate the schema and start any worker threads or pools."""
+
+    async def close(self) -> None:
+        """Finish pending writes and release every resource."""
+
+    async def put_queue(self, name: QueueName, change: QueueChange, now: datetime) -> Queue:
+        """Create or replace a queue with ``change(stored_or_None)``.
+
+        Raises:
+            QueueTombstoned: the queue does not exist and its name is still reserved by a
+                deletion (see ``delete_queue``).
+            TasksError: whatever ``change`` raises.
+        """
+
+    async def get_queue(self, name: QueueName) -> Queue:
+        """Raises: QueueNotFound."""
+
+    async def list_queues(self, parent: LocationName, after: str, limit: int) -> list[Queue]:
+        """Queues of ``parent`` whose id sorts after ``after``, in id order, at most ``limit``."""
+
+    async def delete_queue(self, name: QueueName, now: datetime, reuse_delay: timedelta) -> None:
+        """Delete a queue with its tasks and tombstones; reserve its name for ``reuse_delay``.
+
+        Raises: QueueNotFound.
+        """
+
+    async def purge_queue(self, name: QueueName, now: datetime) -> Queue:
+        """Delete every task of the queue (leaving tombstones) and set its purge time.
+
+        Raises: QueueNotFound.
+        """
+
+    async def queue_stats(self, name: QueueName, now: datetime) -> QueueStats:
+        """Raises: QueueNotFound."""
+
+    async def locations_in_use(self, project: str) -> list[str]:
+        """Location ids holding at least one queue of ``project``, sorted."""
+
+    async def insert_task(self, task: Task, now: datetime) -> Task:
+        """Store a new task; its name, schedule and create times are already set.
+
+        Raises:
+            QueueNotFound: the queue does not exist.
+            AlreadyExists: a live task or an unexpired tombstone has the same name.
+        """
+
+    async def get_task(self, name: TaskName, now: datetime) -> Task:
+        """Raises: QueueNotFound, TaskTombstoned, TaskNotFound."""
+
+    async def list_tasks(self, queue: QueueName, after: str, limit: int, now: datetime) -> list[Task]:
+        """Live tasks of ``queue`` whose id sorts after ``after``, in id order.
+
+        Raises: QueueNotFound.
+        """
+
+    async def delete_task(self, name: TaskName, now: datetime) -> None:
+        """Delete a task, leaving a tombstone for the queue's tombstone TTL.
+
+        Raises: QueueNotFound, TaskTombstoned, TaskNotFound.
+        """
+
+    async def get_policy(self, name: QueueName) -> Policy:
+        """The queue's IAM policy (empty when none was set). Raises: QueueNotFound."""
+
+    async def set_policy(self, name: QueueName, policy: Policy) -> Policy:
+        """Replace the policy, giving it a new etag.
+
+        Raises:
+            QueueNotFound: the queue does not exist.
+            Aborted: ``policy.etag`` is set and differs from the stored policy's etag.
+        """
+
+    async def sweep(self, now: datetime) -> int:
+        """Delete tasks past their queue's TTL and expired tombstones; return how many."""
+
+
+async def open_store(url: str) -> Store:
+    """Open the store a ``--db`` URL names (``sqlite:///path`` or ``sqlite:///:memory:``)."""
+    if url.startswith("sqlite://"):
+        from tasksd.store.sqlite import SqliteStore
+
+        store = SqliteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
+        await store.open()
+        return store
+    raise UnsupportedDatabase(f"Unsupported --db URL {url!r}: use sqlite:///PATH or sqlite:///:memory:.")
+
+
+class UnsupportedDatabase(ValueError):
+    """A --db URL that names no store backend."""

@@ -1,0 +1,132 @@
+"""Encoding of model objects into the bytes and integers that stores keep.
+
+Times are integer microseconds since the epoch (UTC) so that SQL can compare and index
+them; structured values are msgpack, which keeps bytes, enums and durations exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from tasksd.model.iam import Policy
+from tasksd.model.names import QueueName
+from tasksd.model.queue import Queue, RetryConfig
+from tasksd.model.task import (
+    AppEngineHttpRequest,
+    Attempt,
+    HttpRequest,
+    Payload,
+    PullMessage,
+    Task,
+    TaskStatus,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+KIND_PULL, KIND_APP_ENGINE, KIND_HTTP = 0, 1, 2
+_PAYLOAD_TYPES: dict[int, type[PullMessage] | type[AppEngineHttpRequest] | type[HttpRequest]] = {
+    KIND_PULL: PullMessage,
+    KIND_APP_ENGINE: AppEngineHttpRequest,
+    KIND_HTTP: HttpRequest,
+}
+
+
+def to_us(value: datetime) -> int:
+    """Microseconds since the epoch."""
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+def duration_us(value: timedelta) -> int:
+    return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+
+
+@dataclass(slots=True)
+class _Attempts:
+    first: Attempt | None = None
+    last: Attempt | None = None
+
+
+@dataclass(slots=True)
+class _Options:
+    dispatch_deadline: timedelta | None = None
+    retry_config: RetryConfig | None = None
+
+
+_encoder = msgspec.msgpack.Encoder()
+_queue_decoder = msgspec.msgpack.Decoder(Queue)
+_policy_decoder = msgspec.msgpack.Decoder(Policy)
+_attempts_decoder = msgspec.msgpack.Decoder(_Attempts)
+_options_decoder = msgspec.msgpack.Decoder(_Options)
+_payload_decoders = {kind: msgspec.msgpack.Decoder(cls) for kind, cls in _PAYLOAD_TYPES.items()}
+
+
+def encode_queue(queue: Queue) -> bytes:
+    return _encoder.encode(queue)
+
+
+def decode_queue(data: bytes) -> Queue:
+    return _queue_decoder.decode(data)
+
+
+def encode_policy(policy: Policy) -> bytes:
+    return _encoder.encode(policy)
+
+
+def decode_policy(data: bytes | None) -> Policy:
+    return _policy_decoder.decode(data) if data else Policy()
+
+
+def payload_kind(payload: Payload | None) -> int:
+    if isinstance(payload, PullMessage):
+        return KIND_PULL
+    if isinstance(payload, AppEngineHttpRequest):
+        return KIND_APP_ENGINE
+    if isinstance(payload, HttpRequest):
+        return KIND_HTTP
+    raise TypeError(f"task without a payload: {payload!r}")
+
+
+def encode_task_columns(task: Task) -> tuple[int, bytes, bytes | None, bytes | None]:
+    """(kind, payload, attempts, options) columns of a task."""
+    status = task.status
+    attempts = None
+    if status.first_attempt or status.last_attempt:
+        attempts = _encoder.encode(_Attempts(status.first_attempt, status.last_attempt))
+    options = None
+    if task.dispatch_deadline is not None or task.retry_config is not None:
+        options = _encoder.encode(_Options(task.dispatch_deadline, task.retry_config))
+    return payload_kind(task.payload), _encoder.encode(task.payload), attempts, options
+
+
+def decode_task(
+    queue: QueueName,
+    task_id: str,
+    kind: int,
+    schedule_us: int,
+    create_us: int,
+    dispatch_count: int,
+    response_count: int,
+    payload: bytes,
+    attempts: bytes | None,
+    options: bytes | None,
+) -> Task:
+    """The task a row of (task_id, kind, schedule_us, …, options) holds."""
+    tried = _attempts_decoder.decode(attempts) if attempts else _Attempts()
+    extra = _options_decoder.decode(options) if options else _Options()
+    return Task(
+        name=queue.task(task_id),
+        payload=_payload_decoders[kind].decode(payload),
+        schedule_time=from_us(schedule_us),
+        create_time=from_us(create_us),
+        status=TaskStatus(dispatch_count, response_count, tried.first, tried.last),
+        dispatch_deadline=extra.dispatch_deadline,
+        retry_config=extra.retry_config,
+    )

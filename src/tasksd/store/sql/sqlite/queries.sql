@@ -1,0 +1,108 @@
+-- get_queue --
+-- One queue's row by name.
+SELECT id, config, policy FROM queues WHERE project = ? AND location = ? AND queue_id = ?
+
+-- list_queues --
+-- A page of a location's queues in id order.
+SELECT config FROM queues
+WHERE project = ? AND location = ? AND queue_id > ?
+ORDER BY queue_id LIMIT ?
+
+-- insert_queue --
+-- A new queue.
+INSERT INTO queues (project, location, queue_id, task_ttl_us, tombstone_ttl_us, config)
+VALUES (?, ?, ?, ?, ?, ?)
+
+-- update_queue --
+-- Replace a queue's configuration.
+UPDATE queues SET task_ttl_us = ?, tombstone_ttl_us = ?, config = ? WHERE id = ?
+
+-- retime_tasks --
+-- Recompute task expiry after the queue's task TTL changed.
+UPDATE tasks SET expire_us = create_us + ? WHERE queue = ?
+
+-- delete_queue --
+-- Remove a queue row.
+DELETE FROM queues WHERE id = ?
+
+-- get_queue_tombstone --
+-- When a deleted queue's name becomes free again.
+SELECT expire_us FROM queue_tombstones WHERE project = ? AND location = ? AND queue_id = ?
+
+-- put_queue_tombstone --
+-- Reserve a deleted queue's name.
+INSERT OR REPLACE INTO queue_tombstones (project, location, queue_id, expire_us)
+VALUES (?, ?, ?, ?)
+
+-- set_policy --
+-- Store a queue's IAM policy.
+UPDATE queues SET policy = ? WHERE id = ?
+
+-- locations_in_use --
+-- Locations with at least one queue of a project.
+SELECT DISTINCT location FROM queues WHERE project = ? ORDER BY location
+
+-- insert_task --
+-- A new task.
+INSERT INTO tasks (queue, task_id, kind, schedule_us, create_us, expire_us, tag,
+                   dispatch_count, response_count, payload, attempts, options)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- task_exists --
+-- Whether a live task has this id.
+SELECT 1 FROM tasks WHERE queue = ? AND task_id = ?
+
+-- get_task --
+-- One live task.
+SELECT task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = ? AND task_id = ? AND expire_us > ?
+
+-- list_tasks --
+-- A page of a queue's live tasks in id order.
+SELECT task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = ? AND task_id > ? AND expire_us > ?
+ORDER BY task_id LIMIT ?
+
+-- delete_task --
+-- Remove one live task.
+DELETE FROM tasks WHERE queue = ? AND task_id = ? AND expire_us > ?
+
+-- get_tombstone --
+-- When a task id becomes free again.
+SELECT expire_us FROM task_tombstones WHERE queue = ? AND task_id = ?
+
+-- put_tombstone --
+-- Remember a deleted or completed task id.
+INSERT OR REPLACE INTO task_tombstones (queue, task_id, expire_us) VALUES (?, ?, ?)
+
+-- tombstone_all_tasks --
+-- Tombstones for every task of a queue (purge).
+INSERT OR REPLACE INTO task_tombstones (queue, task_id, expire_us)
+SELECT queue, task_id, ? FROM tasks WHERE queue = ?
+
+-- delete_all_tasks --
+-- Remove every task of a queue.
+DELETE FROM tasks WHERE queue = ?
+
+-- delete_all_tombstones --
+-- Remove every task tombstone of a queue.
+DELETE FROM task_tombstones WHERE queue = ?
+
+-- queue_stats --
+-- Live task count and earliest schedule time of a queue.
+SELECT count(*), min(schedule_us) FROM tasks WHERE queue = ? AND expire_us > ?
+
+-- sweep_tasks --
+-- Delete tasks past their TTL, a bounded batch at a time.
+DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE expire_us <= ? LIMIT ?)
+
+-- sweep_tombstones --
+-- Delete expired task tombstones, a bounded batch at a time.
+DELETE FROM task_tombstones WHERE (queue, task_id) IN (
+    SELECT queue, task_id FROM task_tombstones WHERE expire_us <= ? LIMIT ?)
+
+-- sweep_queue_tombstones --
+-- Free queue names whose reservation ended.
+DELETE FROM queue_tombstones WHERE expire_us <= ?

@@ -1,0 +1,410 @@
+"""The embedded SQLite store: WAL, synchronous=FULL, and one writer with group commit.
+
+Every write is a job run by a single writer thread. The writer takes every job waiting at
+that moment and runs them in one transaction, each inside its own savepoint so that a job
+that fails (a duplicate name, a missing queue) is undone alone; then it commits once and
+answers all of them. Concurrent writers thus share one fsync, and no write is answered
+before it is on disk. Reads use their own connections on a small thread pool (WAL lets
+them run beside the writer); an in-memory database has a single connection, so there
+reads go through the writer too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue as queue_module
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from tasksd.model.errors import (
+    Aborted,
+    AlreadyExists,
+    Internal,
+    QueueNotFound,
+    QueueTombstoned,
+    TaskNotFound,
+    TaskTombstoned,
+)
+from tasksd.model.iam import Policy
+from tasksd.model.names import LocationName, QueueName, TaskName
+from tasksd.model.queue import Queue, QueueStats
+from tasksd.model.task import PullMessage, Task
+from tasksd.store import codec
+from tasksd.store.base import QueueChange
+from tasksd.store.sql import load_queries, migrations
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], T]
+
+SQL = load_queries("sqlite")
+MAX_BATCH = 1024
+SWEEP_BATCH = 5000
+READERS = 4
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: Job[Any]
+    future: asyncio.Future[Any]
+
+
+class _Writer(threading.Thread):
+    """The single thread that owns the write connection (see the module docstring)."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], loop: asyncio.AbstractEventLoop):
+        super().__init__(name="tasksd-sqlite-writer", daemon=True)
+        self._connect = connect
+        self._loop = loop
+        self._jobs: queue_module.SimpleQueue[_Pending | None] = queue_module.SimpleQueue()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+
+    def submit(self, job: Job[T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put(_Pending(job, future))
+        return future
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    def run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # reported to open() through self.error
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        stopping = False
+        while not stopping:
+            first = self._jobs.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue_module.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            results = self._run_batch(conn, batch)
+            self._loop.call_soon_threadsafe(_deliver, batch, results)
+        conn.close()
+
+    @staticmethod
+    def _run_batch(
+        conn: sqlite3.Connection, batch: list[_Pending]
+    ) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for pending in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    results.append((True, pending.job(conn)))
+                    conn.execute("RELEASE job")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append((False, exc))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.exception("SQLite transaction failed")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = Internal(f"The store could not commit the change: {exc}.")
+            results = [(False, failure)] * len(batch)
+        return results
+
+
+def _deliver(batch: list[_Pending], results: list[tuple[bool, Any]]) -> None:
+    for pending, (ok, value) in zip(batch, results, strict=True):
+        if pending.future.done():
+            continue
+        if ok:
+            pending.future.set_result(value)
+        else:
+            pending.future.set_exception(value)
+
+
+def _queue_row(conn: sqlite3.Connection, name: QueueName) -> tuple[int, bytes, bytes | None]:
+    row = conn.execute(SQL["get_queue"], (name.project, name.location, name.queue)).fetchone()
+    if row is None:
+        raise QueueNotFound()
+    return row  # type: ignore[no-any-return]
+
+
+class SqliteStore:
+    """The Store protocol on one SQLite file (or an in-memory database)."""
+
+    def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
+        self._path = path
+        self._memory = path == ":memory:"
+        self._synchronous = synchronous
+        self._writer: _Writer | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        return conn
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._writer = _Writer(self._connect, loop)
+        self._writer.start()
+        await asyncio.to_thread(self._writer.ready.wait)
+        if self._writer.error is not None:
+            raise self._writer.error
+        await self._write(self._migrate)
+        if not self._memory:
+            self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="tasksd-sqlite-read")
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in migrations("sqlite"):
+            if number > current:
+                for statement in script.split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
+
+    async def _write(self, job: Job[T]) -> T:
+        assert self._writer is not None, "store is not open"
+        return await self._writer.submit(job)
+
+    async def _read(self, job: Job[T]) -> T:
+        if self._readers is None:
+            return await self._write(job)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, job)
+
+    def _run_read(self, job: Job[T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return job(conn)
+
+    # -- queues ------------------------------------------------------------------------
+
+    async def put_queue(self, name: QueueName, change: QueueChange, now: datetime) -> Queue:
+        def job(conn: sqlite3.Connection) -> Queue:
+            row = conn.execute(SQL["get_queue"], (name.project, name.location, name.queue)).fetchone()
+            if row is None:
+                held = conn.execute(
+                    SQL["get_queue_tombstone"], (name.project, name.location, name.queue)
+                ).fetchone()
+                if held is not None and held[0] > codec.to_us(now):
+                    raise QueueTombstoned()
+                queue = change(None)
+                conn.execute(
+                    SQL["insert_queue"],
+                    (name.project, name.location, name.queue, *_ttls(queue), codec.encode_queue(queue)),
+                )
+                return queue
+            old = codec.decode_queue(row[1])
+            queue = change(old)
+            task_ttl_us, tombstone_ttl_us = _ttls(queue)
+            conn.execute(
+                SQL["update_queue"], (task_ttl_us, tombstone_ttl_us, codec.encode_queue(queue), row[0])
+            )
+            if queue.task_ttl != old.task_ttl:
+                conn.execute(SQL["retime_tasks"], (task_ttl_us, row[0]))
+            return queue
+
+        return await self._write(job)
+
+    async def get_queue(self, name: QueueName) -> Queue:
+        return await self._read(lambda conn: codec.decode_queue(_queue_row(conn, name)[1]))
+
+    async def list_queues(self, parent: LocationName, after: str, limit: int) -> list[Queue]:
+        def job(conn: sqlite3.Connection) -> list[Queue]:
+            rows = conn.execute(SQL["list_queues"], (parent.project, parent.location, after, limit))
+            return [codec.decode_queue(row[0]) for row in rows]
+
+        return await self._read(job)
+
+    async def delete_queue(self, name: QueueName, now: datetime, reuse_delay: timedelta) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            queue_id = _queue_row(conn, name)[0]
+            conn.execute(SQL["delete_all_tasks"], (queue_id,))
+            conn.execute(SQL["delete_all_tombstones"], (queue_id,))
+            conn.execute(SQL["delete_queue"], (queue_id,))
+            if reuse_delay > timedelta(0):
+                conn.execute(
+                    SQL["put_queue_tombstone"],
+                    (name.project, name.location, name.queue, codec.to_us(now + reuse_delay)),
+                )
+
+        await self._write(job)
+
+    async def purge_queue(self, name: QueueName, now: datetime) -> Queue:
+        def job(conn: sqlite3.Connection) -> Queue:
+            queue_id, config, _ = _queue_row(conn, name)
+            queue = replace(codec.decode_queue(config), purge_time=now)
+            until = _tombstone_until(queue, now)
+            conn.execute(SQL["tombstone_all_tasks"], (until, queue_id))
+            conn.execute(SQL["delete_all_tasks"], (queue_id,))
+            conn.execute(SQL["update_queue"], (*_ttls(queue), codec.encode_queue(queue), queue_id))
+            return queue
+
+        return await self._write(job)
+
+    async def queue_stats(self, name: QueueName, now: datetime) -> QueueStats:
+        def job(conn: sqlite3.Connection) -> QueueStats:
+            queue_id = _queue_row(conn, name)[0]
+            count, oldest = conn.execute(SQL["queue_stats"], (queue_id, codec.to_us(now))).fetchone()
+            return QueueStats(
+                tasks_count=count,
+                oldest_estimated_arrival_time=codec.from_us(oldest) if oldest is not None else None,
+            )
+
+        return await self._read(job)
+
+    async def locations_in_use(self, project: str) -> list[str]:
+        def job(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute(SQL["locations_in_use"], (project,))]
+
+        return await self._read(job)
+
+    # -- tasks -------------------------------------------------------------------------
+
+    async def insert_task(self, task: Task, now: datetime) -> Task:
+        assert task.name is not None and task.schedule_time and task.create_time
+        name = task.name
+        kind, payload, attempts, options = codec.encode_task_columns(task)
+        tag = task.payload.tag if isinstance(task.payload, PullMessage) else None
+        schedule_us = codec.to_us(task.schedule_time)
+        create_us = codec.to_us(task.create_time)
+        now_us = codec.to_us(now)
+
+        def job(conn: sqlite3.Connection) -> Task:
+            queue_id, config, _ = _queue_row(conn, name.queue_name)
+            held = conn.execute(SQL["get_tombstone"], (queue_id, name.task)).fetchone()
+            if held is not None and held[0] > now_us:
+                raise AlreadyExists()
+            task_ttl_us = _ttls(codec.decode_queue(config))[0]
+            try:
+                conn.execute(
+                    SQL["insert_task"],
+                    (queue_id, name.task, kind, schedule_us, create_us, create_us + task_ttl_us, tag,
+                     task.status.dispatch_count, task.status.response_count, payload, attempts,
+                     options),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists() from None
+            return task
+
+        return await self._write(job)
+
+    async def get_task(self, name: TaskName, now: datetime) -> Task:
+        def job(conn: sqlite3.Connection) -> Task:
+            queue_id = _queue_row(conn, name.queue_name)[0]
+            row = conn.execute(SQL["get_task"], (queue_id, name.task, codec.to_us(now))).fetchone()
+            if row is None:
+                raise _missing_task(conn, queue_id, name, now)
+            return codec.decode_task(name.queue_name, *row)
+
+        return await self._read(job)
+
+    async def list_tasks(self, queue: QueueName, after: str, limit: int, now: datetime) -> list[Task]:
+        def job(conn: sqlite3.Connection) -> list[Task]:
+            queue_id = _queue_row(conn, queue)[0]
+            rows = conn.execute(SQL["list_tasks"], (queue_id, after, codec.to_us(now), limit))
+            return [codec.decode_task(queue, *row) for row in rows]
+
+        return await self._read(job)
+
+    async def delete_task(self, name: TaskName, now: datetime) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            queue_id, config, _ = _queue_row(conn, name.queue_name)
+            deleted = conn.execute(SQL["delete_task"], (queue_id, name.task, codec.to_us(now)))
+            if deleted.rowcount == 0:
+                raise _missing_task(conn, queue_id, name, now)
+            until = _tombstone_until(codec.decode_queue(config), now)
+            conn.execute(SQL["put_tombstone"], (queue_id, name.task, until))
+
+        await self._write(job)
+
+    # -- IAM ---------------------------------------------------------------------------
+
+    async def get_policy(self, name: QueueName) -> Policy:
+        return await self._read(lambda conn: codec.decode_policy(_queue_row(conn, name)[2]))
+
+    async def set_policy(self, name: QueueName, policy: Policy) -> Policy:
+        def job(conn: sqlite3.Connection) -> Policy:
+            queue_id, _, stored = _queue_row(conn, name)
+            current = codec.decode_policy(stored)
+            # A queue without a policy shows the zero etag (see service.iam.present).
+            if policy.etag and policy.etag != (current.etag or bytes(8)):
+                raise Aborted(
+                    "There were concurrent policy changes. Please retry the whole "
+                    "read-modify-write with exponential backoff."
+                )
+            new = replace(policy, etag=_next_etag(current.etag))
+            conn.execute(SQL["set_policy"], (codec.encode_policy(new), queue_id))
+            return new
+
+        return await self._write(job)
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    async def sweep(self, now: datetime) -> int:
+        now_us = codec.to_us(now)
+
+        def job(conn: sqlite3.Connection) -> int:
+            removed = conn.execute(SQL["sweep_tasks"], (now_us, SWEEP_BATCH)).rowcount
+            removed += conn.execute(SQL["sweep_tombstones"], (now_us, SWEEP_BATCH)).rowcount
+            conn.execute(SQL["sweep_queue_tombstones"], (now_us,))
+            return removed
+
+        return await self._write(job)
+
+
+def _ttls(queue: Queue) -> tuple[int, int]:
+    assert queue.task_ttl is not None and queue.tombstone_ttl is not None
+    return codec.duration_us(queue.task_ttl), codec.duration_us(queue.tombstone_ttl)
+
+
+def _tombstone_until(queue: Queue, now: datetime) -> int:
+    return codec.to_us(now) + _ttls(queue)[1]
+
+
+def _missing_task(conn: sqlite3.Connection, queue_id: int, name: TaskName, now: datetime) -> Exception:
+    held = conn.execute(SQL["get_tombstone"], (queue_id, name.task)).fetchone()
+    if held is not None and held[0] > codec.to_us(now):
+        return TaskTombstoned()
+    return TaskNotFound()
+
+
+def _next_etag(etag: bytes) -> bytes:
+    """Etags are an 8-byte big-endian counter: each write gets the next one."""
+    counter = int.from_bytes(etag, "big") if etag else 0
+    return (counter + 1).to_bytes(8, "big")
