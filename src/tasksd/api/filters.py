@@ -154,7 +154,7 @@ def _walk(message: Message, fields: list[FieldDescriptor]) -> tuple[bool, Any, F
 
 
 def _is_repeated(field: FieldDescriptor) -> bool:
-    return bool(field.label == FieldDescriptor.LABEL_REPEATED)
+    return bool(field.is_repeated)
 
 
 def _present(message: Message, fields: list[FieldDescriptor]) -> bool:

@@ -47,14 +47,16 @@ TaskPb = task_types.Task.pb()
 _HTTP_METHOD = target_types.HttpRequest.pb().DESCRIPTOR.fields_by_name["http_method"].enum_type
 _ViewPb = task_types.Task.pb().View
 
-# Queue field paths of this version → the model's field paths (for update masks).
-QUEUE_MASK_PATHS: dict[str, str] = {
-    "pull_target": "kind",
-    "app_engine_http_target": "app_engine_routing_override",
-    "app_engine_http_target.app_engine_routing_override": "app_engine_routing_override",
-    "rate_limits.max_tasks_dispatched_per_second": "rate_limits.max_dispatches_per_second",
-    "rate_limits.max_concurrent_tasks": "rate_limits.max_concurrent_dispatches",
-    "retry_config.unlimited_attempts": "retry_config.max_attempts",
+# Queue field paths of this version → the model's field paths (for update masks). A target
+# names the queue's kind too, so that a mask cannot change what a queue is unnoticed.
+QUEUE_MASK_PATHS: dict[str, tuple[str, ...]] = {
+    "pull_target": ("kind",),
+    "app_engine_http_target": ("kind", "app_engine_routing_override"),
+    "app_engine_http_target.app_engine_routing_override": ("kind", "app_engine_routing_override"),
+    "http_target": ("kind", "http_target"),
+    "rate_limits.max_tasks_dispatched_per_second": ("rate_limits.max_dispatches_per_second",),
+    "rate_limits.max_concurrent_tasks": ("rate_limits.max_concurrent_dispatches",),
+    "retry_config.unlimited_attempts": ("retry_config.max_attempts",),
 }
 OUTPUT_ONLY_QUEUE_PATHS = {"name", "state", "purge_time", "stats"}
 
@@ -266,11 +268,12 @@ def queue_mask_paths(paths: list[str]) -> list[str]:
             )
         mapped = QUEUE_MASK_PATHS.get(path)
         if mapped is None and path.startswith("app_engine_http_target."):
-            mapped = "app_engine_routing_override"
-        if mapped is None:
-            mapped = path
-        if mapped not in out:
-            out.append(mapped)
+            mapped = QUEUE_MASK_PATHS["app_engine_http_target"]
+        if mapped is None and path.startswith("http_target."):
+            mapped = ("kind", path)
+        for model_path in mapped or (path,):
+            if model_path not in out:
+                out.append(model_path)
     return out
 
 

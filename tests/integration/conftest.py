@@ -1,0 +1,133 @@
+"""Integration fixtures: real ``tasksd serve`` processes and the official clients."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import tasks_v2beta2
+from googleapiclient.discovery import build
+
+PROJECT = "test-project"
+LOCATION = "us-central1"
+PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """One ``tasksd serve`` subprocess on free ports."""
+
+    def __init__(self, db: str, config: Path | None = None, extra: list[str] | None = None) -> None:
+        self.db = db
+        self.config = config
+        self.extra = extra or []
+        self.http_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = Path(tempfile.mkstemp(prefix="tasksd-", suffix=".log")[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> Server:
+        args = [sys.executable, "-m", "tasksd", "serve", "--db", self.db,
+                "--http-port", str(self.http_port), "--grpc-port", str(free_port()),
+                "--log-level", "warning", *self.extra]
+        if self.config is not None:
+            args += ["--config", str(self.config)]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tasksd exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop(signal.SIGKILL)
+        raise RuntimeError("tasksd did not become healthy within 30 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    db = tmp_path_factory.mktemp("db") / "tasksd.db"
+    srv = Server(f"sqlite:///{db}").start()
+    yield srv
+    srv.stop()
+
+
+def discovery_client(url: str) -> Any:
+    return build(
+        "cloudtasks", "v2beta2", client_options={"api_endpoint": url},
+        credentials=AnonymousCredentials(), static_discovery=True, cache_discovery=False,
+    )
+
+
+def gapic_client(url: str) -> tasks_v2beta2.CloudTasksClient:
+    return tasks_v2beta2.CloudTasksClient(
+        transport="rest", client_options=ClientOptions(api_endpoint=url),
+        credentials=AnonymousCredentials(),
+    )
+
+
+@pytest.fixture(scope="session")
+def api(server: Server) -> Any:
+    """google-api-python-client, the client seed 000 documents."""
+    return discovery_client(server.url)
+
+
+@pytest.fixture(scope="session")
+def gapic(server: Server) -> tasks_v2beta2.CloudTasksClient:
+    """google-cloud-tasks with its REST transport."""
+    return gapic_client(server.url)
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return f"{PARENT}/queues/q-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def pull_queue(api: Any, queue_name: str) -> str:
+    api.projects().locations().queues().create(
+        parent=PARENT, body={"name": queue_name, "pullTarget": {}}
+    ).execute()
+    return queue_name
+
+
+@pytest.fixture
+def push_queue(api: Any, queue_name: str) -> str:
+    api.projects().locations().queues().create(
+        parent=PARENT, body={"name": queue_name, "appEngineHttpTarget": {}}
+    ).execute()
+    return queue_name
+
