@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -12,17 +14,34 @@ from google.protobuf import json_format
 
 from tasksd.api.locations import LocationsApi
 from tasksd.api.rest.app import RestApp, RestVersion
-from tasksd.api.v2beta2 import mapping as v2beta2_mapping
 from tasksd.api.v2beta2.methods import REST_METHODS as V2BETA2_REST
 from tasksd.api.v2beta2.methods import V2Beta2Api
 from tasksd.clock import SystemClock
 from tasksd.config import ConfigError, Settings
 from tasksd.model.errors import TasksError
-from tasksd.model.names import QueueName
 from tasksd.service import TasksService
 from tasksd.store import open_store
 
 log = logging.getLogger("tasksd")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that SIGINT/SIGTERM only ask it to stop.
+
+    uvicorn re-raises the signal once it has stopped, which would end the process before the
+    store is closed; here ``serve`` returns and the caller shuts down in order.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 def build_rest_app(service: TasksService) -> RestApp:
@@ -32,19 +51,21 @@ def build_rest_app(service: TasksService) -> RestApp:
 
 
 async def declare_queues(service: TasksService, queues: tuple[dict[str, Any], ...]) -> None:
-    """Create each configured queue, or update it to match the file."""
+    """Create each configured queue, or update it to match the file, as a v2beta2
+    UpdateQueue call without a mask would."""
+    update = V2Beta2Api(service).rpcs()["UpdateQueue"]
     for index, document in enumerate(queues):
         where = f"queues[{index}]"
+        request = update.request()
         try:
-            message = json_format.ParseDict(document, v2beta2_mapping.QueuePb())
+            json_format.ParseDict(document, request.queue)  # type: ignore[attr-defined]
         except json_format.ParseError as exc:
             raise ConfigError(f"{where} is not a v2beta2 Queue: {exc}".split("\n")[0]) from None
         try:
-            name = QueueName.parse(message.name, f"{where}.name")
-            await service.update_queue(v2beta2_mapping.queue_from_pb(message, name), None)
+            await update.handler(request)
         except TasksError as exc:
             raise ConfigError(f"{where}: {exc.message}") from None
-        log.info("declared queue %s", message.name)
+        log.info("declared queue %s", document.get("name"))
 
 
 async def _sweep_forever(service: TasksService, interval_s: float) -> None:
@@ -71,7 +92,7 @@ async def serve(settings: Settings) -> None:
             http="httptools",
             loop="none",
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_s))
         try:
             await service.sweep()

@@ -105,7 +105,8 @@ def _check_pull_message(message: PullMessage) -> None:
     size = len(message.payload) + len(message.tag.encode())
     if size > MAX_TASK_BYTES:
         raise InvalidArgument(
-            f"The task is too large: {size} bytes; pull tasks may be at most {MAX_TASK_BYTES} bytes."
+            f"task.pull_message is too large: {size} bytes; pull tasks may be at most "
+            f"{MAX_TASK_BYTES} bytes."
         )
 
 
@@ -133,7 +134,7 @@ def _check_app_engine_request(request: AppEngineHttpRequest, project: str) -> Ap
         )
     if request.body and method not in _BODY_METHODS_APP_ENGINE:
         raise InvalidArgument(
-            f"{field}.payload is allowed only with the POST or PUT method, not {method.value}."
+            f"{field}.body is allowed only with the POST or PUT method, not {method.value}."
         )
     for key in request.headers:
         if key.lower() == "host" or key.lower().startswith(_RESERVED_HEADER_PREFIXES):
@@ -141,7 +142,7 @@ def _check_app_engine_request(request: AppEngineHttpRequest, project: str) -> Ap
     size = _check_headers(request.headers, f"{field}.headers") + len(url) + len(request.body)
     if size > MAX_APP_ENGINE_TASK_BYTES:
         raise InvalidArgument(
-            f"The task is too large: {size} bytes; App Engine tasks may be at most "
+            f"{field} is too large: {size} bytes; App Engine tasks may be at most "
             f"{MAX_APP_ENGINE_TASK_BYTES} bytes."
         )
     routing = request.app_engine_routing
@@ -177,7 +178,7 @@ def _check_http_request(request: HttpRequest) -> HttpRequest:
     size = _check_headers(request.headers, f"{field}.headers") + len(url) + len(request.body)
     if size > MAX_TASK_BYTES:
         raise InvalidArgument(
-            f"The task is too large: {size} bytes; HTTP tasks may be at most {MAX_TASK_BYTES} bytes."
+            f"{field} is too large: {size} bytes; HTTP tasks may be at most {MAX_TASK_BYTES} bytes."
         )
     return replace(request, http_method=method)
 

@@ -60,6 +60,14 @@ QUEUE_MASK_PATHS: dict[str, tuple[str, ...]] = {
 }
 OUTPUT_ONLY_QUEUE_PATHS = {"name", "state", "purge_time", "stats"}
 
+# The model's field names that this version spells differently, for error messages.
+FIELD_NAMES: dict[str, str] = {
+    "max_dispatches_per_second": "max_tasks_dispatched_per_second",
+    "max_concurrent_dispatches": "max_concurrent_tasks",
+    "queue.app_engine_routing_override": "queue.app_engine_http_target.app_engine_routing_override",
+    "task.app_engine_http_request.body": "task.app_engine_http_request.payload",
+}
+
 
 # -- small helpers -----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from tasksd.api import protobuf as pbx
 from tasksd.api.filters import parse_filter
 from tasksd.api.iam import policy_from_pb, policy_to_pb
-from tasksd.api.rpc import Rpc
+from tasksd.api.rpc import Handler, Rpc
 from tasksd.api.v2beta2 import mapping as m
 from tasksd.model.errors import InvalidArgument, Unimplemented
 from tasksd.model.names import LocationName, QueueName, TaskName
@@ -168,8 +168,23 @@ class V2Beta2Api:
         rpcs = {}
         for name, (request, response) in _MESSAGES.items():
             handler = getattr(self, name, None) or self.not_yet
-            rpcs[name] = Rpc(SERVICE, name, request, response, handler)
+            rpcs[name] = Rpc(SERVICE, name, request, response, speaking_v2beta2(handler))
         return rpcs
+
+
+def speaking_v2beta2(handler: Handler) -> Handler:
+    """The handler, with field names in its InvalidArgument messages spelled as in v2beta2."""
+
+    async def call(request: Message) -> Message:
+        try:
+            return await handler(request)
+        except InvalidArgument as error:
+            message = error.message
+            for model_name, wire_name in m.FIELD_NAMES.items():
+                message = message.replace(model_name, wire_name)
+            raise InvalidArgument(message) from None
+
+    return call
 
 
 _MESSAGES: dict[str, tuple[type[Message], type[Message]]] = {
