@@ -22,28 +22,79 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default=_DEFAULTS.host, envvar="TASKSD_HOST", show_default=True,
-              help="Address to listen on.")
-@click.option("--grpc-port", default=_DEFAULTS.grpc_port, envvar="TASKSD_GRPC_PORT", type=int,
-              show_default=True, help="gRPC port (the gRPC server arrives with the gRPC issue).")
-@click.option("--http-port", default=_DEFAULTS.http_port, envvar="TASKSD_HTTP_PORT", type=int,
-              show_default=True, help="HTTP port: REST API, /healthz, discovery documents.")
-@click.option("--db", default=_DEFAULTS.db, envvar="TASKSD_DB", show_default=True,
-              help="Store URL: sqlite:///PATH or sqlite:///:memory:.")
-@click.option("--app-engine-url", default=_DEFAULTS.app_engine_url, envvar="TASKSD_APP_ENGINE_URL",
-              show_default=True, help="Base URL that App Engine tasks are sent to.")
-@click.option("--config", "config_path", default=None, envvar="TASKSD_CONFIG",
-              type=click.Path(dir_okay=False), help="YAML/JSON or TOML file: settings and queues.")
-@click.option("--log-level", default=_DEFAULTS.log_level, envvar="TASKSD_LOG_LEVEL",
-              type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
+@click.option(
+    "--host", default=_DEFAULTS.host, envvar="TASKSD_HOST", show_default=True, help="Address to listen on."
+)
+@click.option(
+    "--grpc-port",
+    default=_DEFAULTS.grpc_port,
+    envvar="TASKSD_GRPC_PORT",
+    type=int,
+    show_default=True,
+    help="gRPC port (the gRPC server arrives with the gRPC issue).",
+)
+@click.option(
+    "--http-port",
+    default=_DEFAULTS.http_port,
+    envvar="TASKSD_HTTP_PORT",
+    type=int,
+    show_default=True,
+    help="HTTP port: REST API, /healthz, discovery documents.",
+)
+@click.option(
+    "--db",
+    default=_DEFAULTS.db,
+    envvar="TASKSD_DB",
+    show_default=True,
+    help="Store URL: sqlite:///PATH or sqlite:///:memory:.",
+)
+@click.option(
+    "--app-engine-url",
+    default=_DEFAULTS.app_engine_url,
+    envvar="TASKSD_APP_ENGINE_URL",
+    show_default=True,
+    help="Base URL that App Engine tasks are sent to.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    envvar="TASKSD_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="YAML/JSON or TOML file: settings and queues.",
+)
+@click.option(
+    "--log-level",
+    default=_DEFAULTS.log_level,
+    envvar="TASKSD_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    show_default=True,
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, grpc_port: int, http_port: int, db: str,
-          app_engine_url: str, config_path: str | None, log_level: str) -> None:
+def serve(
+    ctx: click.Context,
+    host: str,
+    grpc_port: int,
+    http_port: int,
+    db: str,
+    app_engine_url: str,
+    config_path: str | None,
+    log_level: str,
+) -> None:
     """Serve the Cloud Tasks API until SIGINT or SIGTERM."""
-    settings = replace(_DEFAULTS, host=host, grpc_port=grpc_port, http_port=http_port, db=db,
-                       app_engine_url=app_engine_url, config=config_path, log_level=log_level)
+    settings = replace(
+        _DEFAULTS,
+        host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        db=db,
+        app_engine_url=app_engine_url,
+        config=config_path,
+        log_level=log_level,
+    )
     explicit = {
-        name for name in ("host", "grpc_port", "http_port", "db", "app_engine_url", "log_level")
+        name
+        for name in ("host", "grpc_port", "http_port", "db", "app_engine_url", "log_level")
         if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
     }
     try:
@@ -51,7 +102,9 @@ def serve(ctx: click.Context, host: str, grpc_port: int, http_port: int, db: str
             settings = apply_config_file(settings, read_config_file(config_path), explicit)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from tasksd.server import serve as run
 
     try:

@@ -47,7 +47,8 @@ def _duration(value: Any, key: str) -> timedelta:
     try:
         parsed = duration_pb2.Duration()
         parsed.FromJsonString(str(value))
-        return parsed.ToTimedelta()
+        result: timedelta = parsed.ToTimedelta()
+        return result
     except ValueError:
         raise ConfigError(f"{key}: {value!r} is not a duration such as '30s' or '3.5s'.") from None
 
@@ -62,7 +63,9 @@ def read_config_file(path: str) -> dict[str, Any]:
     try:
         data = tomllib.loads(text) if file.suffix == ".toml" else yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid {'TOML' if file.suffix == '.toml' else 'YAML'}: {exc}") from None
+        raise ConfigError(
+            f"config file {path} is not valid {'TOML' if file.suffix == '.toml' else 'YAML'}: {exc}"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -58,7 +58,7 @@ async def declare_queues(service: TasksService, queues: tuple[dict[str, Any], ..
         where = f"queues[{index}]"
         request = update.request()
         try:
-            json_format.ParseDict(document, request.queue)  # type: ignore[attr-defined]
+            json_format.ParseDict(document, request.queue)
         except json_format.ParseError as exc:
             raise ConfigError(f"{where} is not a v2beta2 Queue: {exc}".split("\n")[0]) from None
         try:

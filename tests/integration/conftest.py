@@ -47,9 +47,21 @@ class Server:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> Server:
-        args = [sys.executable, "-m", "tasksd", "serve", "--db", self.db,
-                "--http-port", str(self.http_port), "--grpc-port", str(free_port()),
-                "--log-level", "warning", *self.extra]
+        args = [
+            sys.executable,
+            "-m",
+            "tasksd",
+            "serve",
+            "--db",
+            self.db,
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(free_port()),
+            "--log-level",
+            "warning",
+            *self.extra,
+        ]
         if self.config is not None:
             args += ["--config", str(self.config)]
         with self.log.open("ab") as log:
@@ -87,14 +99,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def discovery_client(url: str) -> Any:
     return build(
-        "cloudtasks", "v2beta2", client_options={"api_endpoint": url},
-        credentials=AnonymousCredentials(), static_discovery=True, cache_discovery=False,
+        "cloudtasks",
+        "v2beta2",
+        client_options={"api_endpoint": url},
+        credentials=AnonymousCredentials(),
+        static_discovery=True,
+        cache_discovery=False,
     )
 
 
 def gapic_client(url: str) -> tasks_v2beta2.CloudTasksClient:
     return tasks_v2beta2.CloudTasksClient(
-        transport="rest", client_options=ClientOptions(api_endpoint=url),
+        transport="rest",
+        client_options=ClientOptions(api_endpoint=url),
         credentials=AnonymousCredentials(),
     )
 
@@ -130,4 +147,3 @@ def push_queue(api: Any, queue_name: str) -> str:
         parent=PARENT, body={"name": queue_name, "appEngineHttpTarget": {}}
     ).execute()
     return queue_name
-

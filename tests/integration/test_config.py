@@ -42,12 +42,19 @@ def test_yaml_then_toml_declares_and_updates(tmp_path: Path) -> None:
     api = discovery_client(server.url)
     queues = api.projects().locations().queues()
     emails = queues.get(name=f"{PARENT}/queues/emails").execute()
-    assert emails["rateLimits"] == {"maxTasksDispatchedPerSecond": 5, "maxBurstSize": 5, "maxConcurrentTasks": 2}
+    assert emails["rateLimits"] == {
+        "maxTasksDispatchedPerSecond": 5,
+        "maxBurstSize": 5,
+        "maxConcurrentTasks": 2,
+    }
     assert emails["retryConfig"]["maxAttempts"] == 7 and emails["retryConfig"]["maxBackoff"] == "20s"
     assert emails["appEngineHttpTarget"]["appEngineRoutingOverride"]["service"] == "mailer"
     assert "pullTarget" in queues.get(name=f"{PARENT}/queues/work").execute()
     hooks = gapic_client(server.url).get_queue(name=f"{PARENT}/queues/hooks")
-    assert hooks.http_target.uri_override.host == "hooks.internal" and hooks.http_target.uri_override.port == 8080
+    assert (
+        hooks.http_target.uri_override.host == "hooks.internal"
+        and hooks.http_target.uri_override.port == 8080
+    )
     locations = api.projects().locations().list(name="projects/test-project").execute()["locations"]
     assert [loc["locationId"] for loc in locations] == ["moon-base1", "us-central1"]
     server.stop()
@@ -64,20 +71,32 @@ def test_yaml_then_toml_declares_and_updates(tmp_path: Path) -> None:
 
 
 def test_bad_config_is_a_clear_startup_error(tmp_path: Path) -> None:
+    too_fast = f"{{name: {PARENT}/queues/q, rateLimits: {{maxTasksDispatchedPerSecond: 900}}}}"
     cases = {
         "unknown: 1\n": "unknown config key",
         "queues: [{name: nonsense}]\n": "queues[0]",
-        f"queues: [{{name: {PARENT}/queues/q, rateLimits: {{maxTasksDispatchedPerSecond: 900}}}}]\n":
-            "max_tasks_dispatched_per_second",
+        f"queues: [{too_fast}]\n": "max_tasks_dispatched_per_second",
         "queues: [: :\n": "not valid YAML",
     }
     for text, expected in cases.items():
         config = tmp_path / "bad.yaml"
         config.write_text(text)
         done = subprocess.run(
-            [sys.executable, "-m", "tasksd", "serve", "--db", "sqlite:///:memory:", "--http-port", "0",
-             "--config", str(config)],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "tasksd",
+                "serve",
+                "--db",
+                "sqlite:///:memory:",
+                "--http-port",
+                "0",
+                "--config",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == 2, done.stderr
         assert expected in done.stderr and "Traceback" not in done.stderr, done.stderr

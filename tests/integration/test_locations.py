@@ -23,8 +23,12 @@ def test_list_and_get(api: Any, server: Server) -> None:
     ids = [loc["locationId"] for loc in locations.list(name=f"projects/{project}").execute()["locations"]]
     assert "mars-north9" in ids
     got = locations.get(name=parent).execute()
-    assert got == {"name": parent, "locationId": "mars-north9", "displayName": "mars-north9",
-                   "labels": {"cloud.googleapis.com/region": "mars-north9"}}
+    assert got == {
+        "name": parent,
+        "locationId": "mars-north9",
+        "displayName": "mars-north9",
+        "labels": {"cloud.googleapis.com/region": "mars-north9"},
+    }
     page = locations.list(name=f"projects/{project}", pageSize=2).execute()
     assert len(page["locations"]) == 2 and page["nextPageToken"]
     with pytest.raises(HttpError) as info:
@@ -37,4 +41,6 @@ def test_list_and_get(api: Any, server: Server) -> None:
     response = client.list_locations(locations_pb2.ListLocationsRequest(name=f"projects/{project}"))
     assert "mars-north9" in [loc.location_id for loc in response.locations]
     with pytest.raises(exceptions.NotFound):
-        client.get_location(locations_pb2.GetLocationRequest(name=f"projects/{project}/locations/venus-east1"))
+        client.get_location(
+            locations_pb2.GetLocationRequest(name=f"projects/{project}/locations/venus-east1")
+        )

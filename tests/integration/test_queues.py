@@ -38,8 +38,13 @@ def test_create_app_engine_queue_keeps_every_field(api: Any, queue_name: str) ->
             "appEngineRoutingOverride": {"service": "worker", "version": "v2", "instance": "i1"}
         },
         "rateLimits": {"maxTasksDispatchedPerSecond": 7.5, "maxBurstSize": 20, "maxConcurrentTasks": 30},
-        "retryConfig": {"maxAttempts": 5, "maxRetryDuration": "600s", "minBackoff": "2s",
-                        "maxBackoff": "60s", "maxDoublings": 3},
+        "retryConfig": {
+            "maxAttempts": 5,
+            "maxRetryDuration": "600s",
+            "minBackoff": "2s",
+            "maxBackoff": "60s",
+            "maxDoublings": 3,
+        },
         "taskTtl": "86400s",
         "tombstoneTtl": "120s",
         "state": "PAUSED",
@@ -61,16 +66,22 @@ def test_create_http_queue(gapic: tasks_v2beta2.CloudTasksClient, queue_name: st
         name=queue_name,
         http_target=tasks_v2beta2.HttpTarget(
             uri_override=tasks_v2beta2.UriOverride(
-                scheme=tasks_v2beta2.UriOverride.Scheme.HTTPS, host="example.net", port=8443,
+                scheme=tasks_v2beta2.UriOverride.Scheme.HTTPS,
+                host="example.net",
+                port=8443,
                 path_override=tasks_v2beta2.PathOverride(path="/hook"),
                 query_override=tasks_v2beta2.QueryOverride(query_params="a=1"),
                 uri_override_enforce_mode=tasks_v2beta2.UriOverride.UriOverrideEnforceMode.IF_NOT_EXISTS,
             ),
             http_method=tasks_v2beta2.HttpMethod.PUT,
-            header_overrides=[tasks_v2beta2.HttpTarget.HeaderOverride(
-                header=tasks_v2beta2.HttpTarget.Header(key="X-Team", value="blue"))],
-            oidc_token=tasks_v2beta2.OidcToken(service_account_email="sa@p.iam.gserviceaccount.com",
-                                               audience="https://aud"),
+            header_overrides=[
+                tasks_v2beta2.HttpTarget.HeaderOverride(
+                    header=tasks_v2beta2.HttpTarget.Header(key="X-Team", value="blue")
+                )
+            ],
+            oidc_token=tasks_v2beta2.OidcToken(
+                service_account_email="sa@p.iam.gserviceaccount.com", audience="https://aud"
+            ),
         ),
     )
     created = gapic.create_queue(parent=PARENT, queue=queue)
@@ -86,7 +97,9 @@ def test_duplicate_queue_is_already_exists(api: Any, pull_queue: str) -> None:
     assert "already exists" in info.value.reason
 
 
-def test_get_with_read_mask_and_stats(api: Any, gapic: tasks_v2beta2.CloudTasksClient, pull_queue: str) -> None:
+def test_get_with_read_mask_and_stats(
+    api: Any, gapic: tasks_v2beta2.CloudTasksClient, pull_queue: str
+) -> None:
     tasks = queues(api).tasks()
     for _ in range(3):
         tasks.create(parent=pull_queue, body={"task": {"pullMessage": {"payload": "eA=="}}}).execute()
@@ -94,8 +107,9 @@ def test_get_with_read_mask_and_stats(api: Any, gapic: tasks_v2beta2.CloudTasksC
     assert set(got) == {"name", "stats"}
     assert got["stats"]["tasksCount"] == "3"
     assert "oldestEstimatedArrivalTime" in got["stats"]
-    masked = gapic.get_queue(request={"name": pull_queue,
-                                      "read_mask": field_mask_pb2.FieldMask(paths=["rate_limits"])})
+    masked = gapic.get_queue(
+        request={"name": pull_queue, "read_mask": field_mask_pb2.FieldMask(paths=["rate_limits"])}
+    )
     assert masked.name == "" and masked.rate_limits.max_concurrent_tasks == -1
     assert "stats" not in queues(api).get(name=pull_queue).execute()
 
@@ -143,15 +157,22 @@ def test_list_filters(api: Any) -> None:
 
 
 def test_patch_with_update_mask(api: Any, gapic: tasks_v2beta2.CloudTasksClient, push_queue: str) -> None:
-    patched = queues(api).patch(
-        name=push_queue, updateMask="rateLimits.maxTasksDispatchedPerSecond",
-        body={"rateLimits": {"maxTasksDispatchedPerSecond": 5}, "retryConfig": {"maxAttempts": 9}},
-    ).execute()
+    patched = (
+        queues(api)
+        .patch(
+            name=push_queue,
+            updateMask="rateLimits.maxTasksDispatchedPerSecond",
+            body={"rateLimits": {"maxTasksDispatchedPerSecond": 5}, "retryConfig": {"maxAttempts": 9}},
+        )
+        .execute()
+    )
     assert patched["rateLimits"]["maxTasksDispatchedPerSecond"] == 5
     assert patched["rateLimits"]["maxBurstSize"] == 5  # follows the rate when not given
     assert patched["retryConfig"]["maxAttempts"] == 100  # not in the mask
     updated = gapic.update_queue(
-        queue=tasks_v2beta2.Queue(name=push_queue, retry_config=tasks_v2beta2.RetryConfig(unlimited_attempts=True)),
+        queue=tasks_v2beta2.Queue(
+            name=push_queue, retry_config=tasks_v2beta2.RetryConfig(unlimited_attempts=True)
+        ),
         update_mask=field_mask_pb2.FieldMask(paths=["retry_config.unlimited_attempts"]),
     )
     assert updated.retry_config.unlimited_attempts
@@ -169,8 +190,9 @@ def test_patch_cannot_change_state_or_type(api: Any, pull_queue: str) -> None:
         queues(api).patch(name=pull_queue, updateMask="state", body={"state": "PAUSED"}).execute()
     assert info.value.status_code == 400 and "state" in info.value.reason
     with pytest.raises(HttpError) as info:
-        queues(api).patch(name=pull_queue, updateMask="appEngineHttpTarget",
-                          body={"appEngineHttpTarget": {}}).execute()
+        queues(api).patch(
+            name=pull_queue, updateMask="appEngineHttpTarget", body={"appEngineHttpTarget": {}}
+        ).execute()
     assert info.value.status_code == 400 and "type" in info.value.reason
 
 
@@ -182,15 +204,17 @@ def test_pause_resume(api: Any, gapic: tasks_v2beta2.CloudTasksClient, push_queu
 
 def test_purge_deletes_tasks_and_sets_purge_time(api: Any, pull_queue: str) -> None:
     tasks = queues(api).tasks()
-    tasks.create(parent=pull_queue, body={"task": {"name": f"{pull_queue}/tasks/old",
-                                                   "pullMessage": {}}}).execute()
+    tasks.create(
+        parent=pull_queue, body={"task": {"name": f"{pull_queue}/tasks/old", "pullMessage": {}}}
+    ).execute()
     purged = queues(api).purge(name=pull_queue, body={}).execute()
     assert "purgeTime" in purged
     assert tasks.list(parent=pull_queue).execute().get("tasks", []) == []
     # A purged task's name stays taken for the tombstone TTL.
     with pytest.raises(HttpError) as info:
-        tasks.create(parent=pull_queue, body={"task": {"name": f"{pull_queue}/tasks/old",
-                                                       "pullMessage": {}}}).execute()
+        tasks.create(
+            parent=pull_queue, body={"task": {"name": f"{pull_queue}/tasks/old", "pullMessage": {}}}
+        ).execute()
     assert info.value.status_code == 409
     tasks.create(parent=pull_queue, body={"task": {"pullMessage": {}}}).execute()
     assert len(tasks.list(parent=pull_queue).execute()["tasks"]) == 1
@@ -206,11 +230,15 @@ def test_delete_queue(api: Any, gapic: tasks_v2beta2.CloudTasksClient, pull_queu
         gapic.delete_queue(name=pull_queue)
 
 
-def test_iam_policy_round_trip_and_etag_conflict(api: Any, gapic: tasks_v2beta2.CloudTasksClient, push_queue: str) -> None:
+def test_iam_policy_round_trip_and_etag_conflict(
+    api: Any, gapic: tasks_v2beta2.CloudTasksClient, push_queue: str
+) -> None:
     empty = queues(api).getIamPolicy(resource=push_queue, body={}).execute()
     assert "bindings" not in empty and empty["etag"]
-    policy = {"bindings": [{"role": "roles/cloudtasks.enqueuer", "members": ["user:a@example.com"]}],
-              "etag": empty["etag"]}
+    policy = {
+        "bindings": [{"role": "roles/cloudtasks.enqueuer", "members": ["user:a@example.com"]}],
+        "etag": empty["etag"],
+    }
     stored = queues(api).setIamPolicy(resource=push_queue, body={"policy": policy}).execute()
     assert stored["bindings"] == policy["bindings"] and stored["etag"] != empty["etag"]
     # Writing again with the etag that was read before the first write: a concurrent change.
@@ -227,6 +255,9 @@ def test_test_iam_permissions(api: Any, push_queue: str, queue_name: str) -> Non
     asked = ["cloudtasks.tasks.create", "cloudtasks.queues.get", "cloudtasks.nonsense", "storage.buckets.get"]
     answer = queues(api).testIamPermissions(resource=push_queue, body={"permissions": asked}).execute()
     assert answer["permissions"] == ["cloudtasks.tasks.create", "cloudtasks.queues.get"]
-    missing = queues(api).testIamPermissions(
-        resource=push_queue + "-missing", body={"permissions": asked}).execute()
+    missing = (
+        queues(api)
+        .testIamPermissions(resource=push_queue + "-missing", body={"permissions": asked})
+        .execute()
+    )
     assert missing == {}

@@ -22,7 +22,11 @@ def tasks(api: Any) -> Any:
 
 def test_create_with_generated_id(api: Any, pull_queue: str) -> None:
     before = datetime.now(UTC)
-    task = tasks(api).create(parent=pull_queue, body={"task": {"pullMessage": {"payload": "aGk=", "tag": "t"}}}).execute()
+    task = (
+        tasks(api)
+        .create(parent=pull_queue, body={"task": {"pullMessage": {"payload": "aGk=", "tag": "t"}}})
+        .execute()
+    )
     assert re.fullmatch(rf"{pull_queue}/tasks/\d{{19,20}}", task["name"])
     assert task["view"] == "BASIC" and task["pullMessage"] == {"tag": "t"}  # BASIC omits the payload
     created = datetime.fromisoformat(task["createTime"].replace("Z", "+00:00"))
@@ -31,24 +35,38 @@ def test_create_with_generated_id(api: Any, pull_queue: str) -> None:
     assert before <= scheduled <= datetime.now(UTC)  # defaults to now
 
 
-def test_create_with_caller_id_and_future_schedule(gapic: tasks_v2beta2.CloudTasksClient, pull_queue: str) -> None:
+def test_create_with_caller_id_and_future_schedule(
+    gapic: tasks_v2beta2.CloudTasksClient, pull_queue: str
+) -> None:
     when = datetime.now(UTC) + timedelta(days=2)
-    task = gapic.create_task(request={
-        "parent": pull_queue,
-        "task": {"name": f"{pull_queue}/tasks/job-1", "pull_message": {"payload": b"\x00\x01"},
-                 "schedule_time": when},
-        "response_view": tasks_v2beta2.Task.View.FULL,
-    })
+    task = gapic.create_task(
+        request={
+            "parent": pull_queue,
+            "task": {
+                "name": f"{pull_queue}/tasks/job-1",
+                "pull_message": {"payload": b"\x00\x01"},
+                "schedule_time": when,
+            },
+            "response_view": tasks_v2beta2.Task.View.FULL,
+        }
+    )
     assert task.name == f"{pull_queue}/tasks/job-1"
     assert task.pull_message.payload == b"\x00\x01" and task.view == tasks_v2beta2.Task.View.FULL
     assert task.schedule_time == when
 
 
 def test_get_views(api: Any, gapic: tasks_v2beta2.CloudTasksClient, push_queue: str) -> None:
-    body = {"task": {"appEngineHttpRequest": {"httpMethod": "PUT", "relativeUrl": "/work?x=1",
-                                              "headers": {"Content-Type": "application/json"},
-                                              "payload": base64.b64encode(b'{"a": 1}').decode(),
-                                              "appEngineRouting": {"service": "svc"}}}}
+    body = {
+        "task": {
+            "appEngineHttpRequest": {
+                "httpMethod": "PUT",
+                "relativeUrl": "/work?x=1",
+                "headers": {"Content-Type": "application/json"},
+                "payload": base64.b64encode(b'{"a": 1}').decode(),
+                "appEngineRouting": {"service": "svc"},
+            }
+        }
+    }
     name = tasks(api).create(parent=push_queue, body=body).execute()["name"]
     basic = tasks(api).get(name=name).execute()
     assert "payload" not in basic["appEngineHttpRequest"]
@@ -61,12 +79,19 @@ def test_get_views(api: Any, gapic: tasks_v2beta2.CloudTasksClient, push_queue: 
 
 def test_http_task_round_trip(gapic: tasks_v2beta2.CloudTasksClient, push_queue: str) -> None:
     request = tasks_v2beta2.HttpRequest(
-        url="https://example.com/hook", http_method=tasks_v2beta2.HttpMethod.PATCH,
-        headers={"X-A": "b"}, body=b"payload",
+        url="https://example.com/hook",
+        http_method=tasks_v2beta2.HttpMethod.PATCH,
+        headers={"X-A": "b"},
+        body=b"payload",
         oauth_token=tasks_v2beta2.OAuthToken(service_account_email="sa@p.iam.gserviceaccount.com"),
     )
-    task = gapic.create_task(request={"parent": push_queue, "task": {"http_request": request},
-                                      "response_view": tasks_v2beta2.Task.View.FULL})
+    task = gapic.create_task(
+        request={
+            "parent": push_queue,
+            "task": {"http_request": request},
+            "response_view": tasks_v2beta2.Task.View.FULL,
+        }
+    )
     assert task.http_request == request
 
 
@@ -100,8 +125,9 @@ def test_delete_leaves_tombstone(api: Any, gapic: tasks_v2beta2.CloudTasksClient
         gapic.get_task(name=f"{pull_queue}/tasks/once")
     assert "existed recently" in got.value.message
     with pytest.raises(exceptions.Conflict) as again:  # the tombstone holds the name
-        gapic.create_task(request={"parent": pull_queue, "task": {"name": f"{pull_queue}/tasks/once",
-                                                                  "pull_message": {}}})
+        gapic.create_task(
+            request={"parent": pull_queue, "task": {"name": f"{pull_queue}/tasks/once", "pull_message": {}}}
+        )
     assert "already exists" in again.value.message
     with pytest.raises(exceptions.NotFound):
         gapic.delete_task(name=f"{pull_queue}/tasks/once")

@@ -27,7 +27,9 @@ class LocationsApi:
     def __init__(self, service: TasksService) -> None:
         self.service = service
 
-    async def ListLocations(self, request: locations_pb2.ListLocationsRequest) -> locations_pb2.ListLocationsResponse:
+    async def ListLocations(
+        self, request: locations_pb2.ListLocationsRequest
+    ) -> locations_pb2.ListLocationsResponse:
         project = ProjectName.parse(request.name, "name")
         if request.filter:
             raise InvalidArgument("tasksd does not support a filter in ListLocations yet.")
@@ -42,11 +44,17 @@ class LocationsApi:
     def rpcs(self) -> dict[str, Rpc]:
         return {
             "ListLocations": Rpc(
-                SERVICE, "ListLocations", locations_pb2.ListLocationsRequest,
-                locations_pb2.ListLocationsResponse, self.ListLocations,
+                SERVICE,
+                "ListLocations",
+                locations_pb2.ListLocationsRequest,
+                locations_pb2.ListLocationsResponse,
+                self.ListLocations,
             ),
             "GetLocation": Rpc(
-                SERVICE, "GetLocation", locations_pb2.GetLocationRequest, locations_pb2.Location,
+                SERVICE,
+                "GetLocation",
+                locations_pb2.GetLocationRequest,
+                locations_pb2.Location,
                 self.GetLocation,
             ),
         }

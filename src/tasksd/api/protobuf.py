@@ -16,7 +16,8 @@ _MAX_SECONDS = 315_576_000_000
 def timestamp(value: timestamp_pb2.Timestamp, field: str) -> datetime:
     """A Timestamp as an aware datetime (microseconds kept, nanoseconds dropped)."""
     try:
-        return value.ToDatetime(tzinfo=UTC)
+        result: datetime = value.ToDatetime(tzinfo=UTC)
+        return result
     except (ValueError, OverflowError):
         raise InvalidArgument(f"{field} is not a valid timestamp.") from None
 
@@ -29,7 +30,8 @@ def duration(value: duration_pb2.Duration, field: str) -> timedelta:
     if abs(value.seconds) > _MAX_SECONDS:
         raise InvalidArgument(f"{field} is out of range.")
     try:
-        return value.ToTimedelta()
+        result: timedelta = value.ToTimedelta()
+        return result
     except (ValueError, OverflowError):
         raise InvalidArgument(f"{field} is out of range.") from None
 
@@ -55,9 +57,7 @@ def mask_paths(mask: FieldMask, message: Message, field: str) -> list[str]:
     for path in mask.paths:
         single = FieldMask(paths=[path])
         if not single.IsValidForDescriptor(message.DESCRIPTOR):
-            raise InvalidArgument(
-                f"{field}: {path!r} is not a field of {message.DESCRIPTOR.name}."
-            )
+            raise InvalidArgument(f"{field}: {path!r} is not a field of {message.DESCRIPTOR.name}.")
     return list(mask.paths)
 
 

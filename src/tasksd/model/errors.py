@@ -94,9 +94,7 @@ class QueueNotFound(NotFound):
 
 
 class QueueTombstoned(FailedPrecondition):
-    default_message = (
-        "The queue cannot be created because a queue with this name existed too recently."
-    )
+    default_message = "The queue cannot be created because a queue with this name existed too recently."
 
 
 class TaskNotFound(NotFound):

@@ -36,8 +36,10 @@ class ProjectName:
     def parse(cls, name: str, field: str = "name") -> ProjectName:
         parts = name.split("/")
         if len(parts) != 2 or parts[0] != "projects":
-            raise InvalidArgument(f"Invalid resource field value in the request: {field} "
-                                  f"{name!r} must have the format projects/PROJECT_ID.")
+            raise InvalidArgument(
+                f"Invalid resource field value in the request: {field} "
+                f"{name!r} must have the format projects/PROJECT_ID."
+            )
         _check("project", parts[1], _PROJECT_RE, _PROJECT_RULE, field)
         return cls(parts[1])
 
@@ -45,9 +47,7 @@ class ProjectName:
 _PROJECT_RULE = "it may contain letters, numbers, hyphens, colons or periods"
 _LOCATION_RULE = "it may contain letters, numbers and hyphens (at most 63)"
 _QUEUE_RULE = "it may contain only letters, numbers and hyphens, and at most 100 characters"
-_TASK_RULE = (
-    "it may contain only letters, numbers, hyphens and underscores, and at most 500 characters"
-)
+_TASK_RULE = "it may contain only letters, numbers, hyphens and underscores, and at most 500 characters"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +92,7 @@ class QueueName:
     @classmethod
     def parse(cls, name: str, field: str = "name") -> QueueName:
         parts = name.split("/")
-        if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or (
-            parts[4] != "queues"
-        ):
+        if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or (parts[4] != "queues"):
             raise InvalidArgument(
                 f"Invalid resource field value in the request: {field} {name!r} must have the "
                 "format projects/PROJECT_ID/locations/LOCATION_ID/queues/QUEUE_ID."
@@ -114,10 +112,7 @@ class TaskName:
 
     @property
     def path(self) -> str:
-        return (
-            f"projects/{self.project}/locations/{self.location}/queues/{self.queue}"
-            f"/tasks/{self.task}"
-        )
+        return f"projects/{self.project}/locations/{self.location}/queues/{self.queue}/tasks/{self.task}"
 
     @property
     def queue_name(self) -> QueueName:
@@ -126,8 +121,11 @@ class TaskName:
     @classmethod
     def parse(cls, name: str, field: str = "name") -> TaskName:
         parts = name.split("/")
-        if len(parts) != 8 or parts[0] != "projects" or parts[2] != "locations" or (
-            parts[4] != "queues" or parts[6] != "tasks"
+        if (
+            len(parts) != 8
+            or parts[0] != "projects"
+            or parts[2] != "locations"
+            or (parts[4] != "queues" or parts[6] != "tasks")
         ):
             raise InvalidArgument(
                 f"Invalid resource field value in the request: {field} {name!r} must have the "

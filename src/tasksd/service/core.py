@@ -85,8 +85,7 @@ class TasksService:
         """Raises: InvalidArgument, AlreadyExists, QueueTombstoned."""
         if queue.name.parent != parent:
             raise InvalidArgument(
-                f"queue.name {queue.name.path!r} is not in the location named in parent "
-                f"({parent.path!r})."
+                f"queue.name {queue.name.path!r} is not in the location named in parent ({parent.path!r})."
             )
 
         def change(stored: Queue | None) -> Queue:

@@ -37,9 +37,7 @@ _MEMBER_TYPES = ("user:", "serviceAccount:", "group:", "domain:", "principal:", 
 
 def check_requested_version(version: int) -> None:
     if version not in _VERSIONS:
-        raise InvalidArgument(
-            f"options.requested_policy_version must be 0, 1 or 3, got {version}."
-        )
+        raise InvalidArgument(f"options.requested_policy_version must be 0, 1 or 3, got {version}.")
 
 
 def check_policy(policy: Policy) -> None:
@@ -82,6 +80,4 @@ def present(policy: Policy, requested_version: int) -> Policy:
 def check_permissions(permissions: list[str]) -> None:
     for permission in permissions:
         if "*" in permission:
-            raise InvalidArgument(
-                f"Permissions with wildcards are not allowed, got {permission!r}."
-            )
+            raise InvalidArgument(f"Permissions with wildcards are not allowed, got {permission!r}.")

@@ -52,13 +52,14 @@ def complete_queue(queue: Queue, previous: Queue | None) -> Queue:
     Raises:
         InvalidArgument: a field breaks a documented rule; the message names the field.
     """
-    if previous is not None and previous.kind != queue.kind:
+    kind = queue.kind or QueueKind.PUSH
+    if previous is not None and previous.kind is not None and previous.kind != kind:
         raise InvalidArgument(
             f"The queue type cannot be changed (the queue is a {previous.kind.value.lower()} "
-            f"queue; the request would make it a {queue.kind.value.lower()} queue)."
+            f"queue; the request would make it a {kind.value.lower()} queue)."
         )
-    rate_limits = _complete_rate_limits(queue.kind, queue.rate_limits)
-    retry_config = complete_retry_config(queue.retry_config, pull=queue.kind is QueueKind.PULL)
+    rate_limits = _complete_rate_limits(kind, queue.rate_limits)
+    retry_config = complete_retry_config(queue.retry_config, pull=kind is QueueKind.PULL)
     task_ttl = _duration_in(queue.task_ttl, "task_ttl", timedelta(seconds=1), MAX_TASK_TTL)
     tombstone_ttl = _duration_in(queue.tombstone_ttl, "tombstone_ttl", timedelta(0), MAX_TOMBSTONE_TTL)
     ratio = queue.logging_sampling_ratio
@@ -68,12 +69,13 @@ def complete_queue(queue: Queue, previous: Queue | None) -> Queue:
         )
     routing = queue.app_engine_routing_override
     http_target = queue.http_target
-    if queue.kind is QueueKind.PULL and (routing is not None or http_target is not None):
+    if kind is QueueKind.PULL and (routing is not None or http_target is not None):
         raise InvalidArgument("A pull queue cannot have an App Engine or HTTP target.")
     if http_target is not None:
         _check_http_target(http_target)
     return replace(
         queue,
+        kind=kind,
         rate_limits=rate_limits,
         retry_config=retry_config,
         task_ttl=task_ttl if queue.task_ttl is not None else DEFAULT_TASK_TTL,
@@ -85,7 +87,9 @@ def complete_queue(queue: Queue, previous: Queue | None) -> Queue:
 def _complete_rate_limits(kind: QueueKind, given: RateLimits) -> RateLimits:
     if kind is QueueKind.PULL:
         # Output only for pull queues: what a caller sends is ignored.
-        return RateLimits(DEFAULT_DISPATCHES_PER_SECOND, default_burst_size(DEFAULT_DISPATCHES_PER_SECOND), -1)
+        return RateLimits(
+            DEFAULT_DISPATCHES_PER_SECOND, default_burst_size(DEFAULT_DISPATCHES_PER_SECOND), -1
+        )
     rate = given.max_dispatches_per_second
     if rate is None or rate == 0:
         rate = DEFAULT_DISPATCHES_PER_SECOND

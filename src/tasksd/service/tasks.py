@@ -42,8 +42,7 @@ def prepare_task(queue: Queue, parent: QueueName, given: Task, now: datetime) ->
         name = parent.task(new_task_id())
     elif given.name.queue_name != parent:
         raise InvalidArgument(
-            f"task.name {given.name.path!r} does not belong to the queue named in parent "
-            f"({parent.path!r})."
+            f"task.name {given.name.path!r} does not belong to the queue named in parent ({parent.path!r})."
         )
     else:
         name = given.name
@@ -52,21 +51,18 @@ def prepare_task(queue: Queue, parent: QueueName, given: Task, now: datetime) ->
         schedule = now
     elif schedule - now > MAX_SCHEDULE_AHEAD:
         raise InvalidArgument(
-            "task.schedule_time must be at most 30 days in the future, got "
-            f"{schedule.isoformat()}."
+            f"task.schedule_time must be at most 30 days in the future, got {schedule.isoformat()}."
         )
     payload = given.payload
     deadline = given.dispatch_deadline
     if payload is None:
         raise InvalidArgument(
-            "The task has no payload: set one of pull_message, app_engine_http_request or "
-            "http_request."
+            "The task has no payload: set one of pull_message, app_engine_http_request or http_request."
         )
     if isinstance(payload, PullMessage):
         if queue.kind is not QueueKind.PULL:
             raise InvalidArgument(
-                "task.pull_message can only be used in a pull queue; "
-                f"{parent.path} is a push queue."
+                f"task.pull_message can only be used in a pull queue; {parent.path} is a push queue."
             )
         _check_pull_message(payload)
         if deadline is not None:
@@ -75,8 +71,7 @@ def prepare_task(queue: Queue, parent: QueueName, given: Task, now: datetime) ->
         if queue.kind is QueueKind.PULL:
             kind = "app_engine_http_request" if isinstance(payload, AppEngineHttpRequest) else "http_request"
             raise InvalidArgument(
-                f"task.{kind} cannot be used in a pull queue; {parent.path} accepts only "
-                "pull_message tasks."
+                f"task.{kind} cannot be used in a pull queue; {parent.path} accepts only pull_message tasks."
             )
         if isinstance(payload, AppEngineHttpRequest):
             payload = _check_app_engine_request(payload, parent.project)
@@ -99,14 +94,12 @@ def prepare_task(queue: Queue, parent: QueueName, given: Task, now: datetime) ->
 def _check_pull_message(message: PullMessage) -> None:
     if len(message.tag) >= MAX_TAG_LENGTH:
         raise InvalidArgument(
-            f"task.pull_message.tag must be less than {MAX_TAG_LENGTH} characters, got "
-            f"{len(message.tag)}."
+            f"task.pull_message.tag must be less than {MAX_TAG_LENGTH} characters, got {len(message.tag)}."
         )
     size = len(message.payload) + len(message.tag.encode())
     if size > MAX_TASK_BYTES:
         raise InvalidArgument(
-            f"task.pull_message is too large: {size} bytes; pull tasks may be at most "
-            f"{MAX_TASK_BYTES} bytes."
+            f"task.pull_message is too large: {size} bytes; pull tasks may be at most {MAX_TASK_BYTES} bytes."
         )
 
 

@@ -103,9 +103,7 @@ class _Writer(threading.Thread):
         conn.close()
 
     @staticmethod
-    def _run_batch(
-        conn: sqlite3.Connection, batch: list[_Pending]
-    ) -> list[tuple[bool, Any]]:
+    def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -314,9 +312,20 @@ class SqliteStore:
             try:
                 conn.execute(
                     SQL["insert_task"],
-                    (queue_id, name.task, kind, schedule_us, create_us, create_us + task_ttl_us, tag,
-                     task.status.dispatch_count, task.status.response_count, payload, attempts,
-                     options),
+                    (
+                        queue_id,
+                        name.task,
+                        kind,
+                        schedule_us,
+                        create_us,
+                        create_us + task_ttl_us,
+                        tag,
+                        task.status.dispatch_count,
+                        task.status.response_count,
+                        payload,
+                        attempts,
+                        options,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise AlreadyExists() from None

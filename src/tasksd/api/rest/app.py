@@ -35,8 +35,17 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _SYSTEM_PARAMS = {
-    "alt", "fields", "key", "prettyPrint", "quotaUser", "access_token", "callback",
-    "oauth_token", "uploadType", "upload_protocol", "$.xgafv",
+    "alt",
+    "fields",
+    "key",
+    "prettyPrint",
+    "quotaUser",
+    "access_token",
+    "callback",
+    "oauth_token",
+    "uploadType",
+    "upload_protocol",
+    "$.xgafv",
 }
 _JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
 _SNAKE = re.compile(r"_([a-z0-9])")
@@ -115,7 +124,8 @@ class RestApp:
                     fields[name] = value
         request = _build_request(rpc, route, params, fields, body)
         response = await rpc.handler(request)
-        return json_format.MessageToJson(response, use_integers_for_enums=ints, indent=None).encode()
+        rendered: str = json_format.MessageToJson(response, use_integers_for_enums=ints, indent=None)
+        return rendered.encode()
 
     async def _discovery(self, scope: Scope, send: Send) -> None:
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))

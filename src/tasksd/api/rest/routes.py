@@ -65,9 +65,7 @@ def build_routes(
                     for name, spec in params.items()
                     if spec.get("location") == "path"
                 },
-                query_params={
-                    name: spec for name, spec in params.items() if spec.get("location") == "query"
-                },
+                query_params={name: spec for name, spec in params.items() if spec.get("location") == "query"},
                 request_ref=method.get("request", {}).get("$ref"),
                 rpc=rpcs.get(target) if target else None,
             )

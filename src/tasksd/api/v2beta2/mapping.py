@@ -73,7 +73,11 @@ FIELD_NAMES: dict[str, str] = {
 
 
 def _method(value: int) -> HttpMethod | None:
-    return HttpMethod[_HTTP_METHOD.values_by_number[value].name] if value in _HTTP_METHOD.values_by_number and value else None
+    return (
+        HttpMethod[_HTTP_METHOD.values_by_number[value].name]
+        if value in _HTTP_METHOD.values_by_number and value
+        else None
+    )
 
 
 def _method_pb(value: HttpMethod | None) -> int:
@@ -152,7 +156,9 @@ def retry_config_from_pb(message: Message) -> RetryConfig:
     field = "queue.retry_config"
     return RetryConfig(
         max_attempts=attempts,
-        max_retry_duration=pbx.optional_duration(message, "max_retry_duration", f"{field}.max_retry_duration"),
+        max_retry_duration=pbx.optional_duration(
+            message, "max_retry_duration", f"{field}.max_retry_duration"
+        ),
         min_backoff=pbx.optional_duration(message, "min_backoff", f"{field}.min_backoff"),
         max_backoff=pbx.optional_duration(message, "max_backoff", f"{field}.max_backoff"),
         max_doublings=message.max_doublings or None,
@@ -219,7 +225,6 @@ def queue_to_pb(queue: Queue, stats: QueueStats | None = None) -> Message:
         out.concurrent_dispatches_count = stats.concurrent_dispatches_count
         out.effective_execution_rate = stats.effective_execution_rate
     return message
-
 
 
 def _set_retry_config(target: Message, config: RetryConfig, *, pull: bool) -> None:

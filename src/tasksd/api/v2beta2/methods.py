@@ -50,9 +50,7 @@ class V2Beta2Api:
     # -- queues ------------------------------------------------------------------------
 
     async def _render_queue(self, queue: Queue, mask: FieldMask | None) -> Message:
-        wants_stats = mask is not None and any(
-            p == "stats" or p.startswith("stats.") for p in mask.paths
-        )
+        wants_stats = mask is not None and any(p == "stats" or p.startswith("stats.") for p in mask.paths)
         stats = await self.service.queue_stats(queue.name) if wants_stats else None
         message = m.queue_to_pb(queue, stats)
         return pbx.apply_read_mask(message, mask) if mask is not None else message
@@ -159,8 +157,7 @@ class V2Beta2Api:
 
     async def not_yet(self, request: Message) -> Message:
         raise Unimplemented(
-            f"{type(request).DESCRIPTOR.name.removesuffix('Request')} is not implemented in "
-            "tasksd yet."
+            f"{type(request).DESCRIPTOR.name.removesuffix('Request')} is not implemented in tasksd yet."
         )
 
     def rpcs(self) -> dict[str, Rpc]:

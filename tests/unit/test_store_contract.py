@@ -1,0 +1,169 @@
+"""The Store contract, run against every backend (here: SQLite file and in-memory)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tasksd.model.errors import (
+    Aborted,
+    AlreadyExists,
+    QueueNotFound,
+    QueueTombstoned,
+    TaskNotFound,
+    TaskTombstoned,
+)
+from tasksd.model.iam import Binding, Policy
+from tasksd.model.names import LocationName, QueueName
+from tasksd.model.queue import Queue, QueueKind
+from tasksd.model.task import PullMessage, Task
+from tasksd.service.queues import complete_queue
+from tasksd.store.sqlite import SqliteStore
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+Q = QueueName("p", "l", "q")
+Run = Callable[[Awaitable[Any]], Any]
+
+
+def make_queue(name: QueueName = Q, **changes: Any) -> Queue:
+    return complete_queue(Queue(name=name, kind=QueueKind.PULL, **changes), None)
+
+
+def make_task(task_id: str, when: datetime = NOW, payload: bytes = b"x") -> Task:
+    return Task(
+        name=Q.task(task_id),
+        payload=PullMessage(payload, "tag"),
+        schedule_time=when,
+        create_time=when.replace(microsecond=0),
+    )
+
+
+def create(store: SqliteStore, run: Run, queue: Queue | None = None) -> Queue:
+    queue = queue or make_queue()
+    return run(store.put_queue(queue.name, lambda stored: queue, NOW))  # type: ignore[no-any-return]
+
+
+def test_queue_put_get_list(store: SqliteStore, run: Run) -> None:
+    for queue_id in ("b", "a", "c"):
+        create(store, run, make_queue(QueueName("p", "l", queue_id)))
+    create(store, run, make_queue(QueueName("p", "other", "z")))
+    assert run(store.get_queue(QueueName("p", "l", "a"))).name.queue == "a"
+    listed = run(store.list_queues(LocationName("p", "l"), "", 10))
+    assert [q.name.queue for q in listed] == ["a", "b", "c"]
+    assert [q.name.queue for q in run(store.list_queues(LocationName("p", "l"), "a", 1))] == ["b"]
+    assert run(store.locations_in_use("p")) == ["l", "other"]
+    with pytest.raises(QueueNotFound):
+        run(store.get_queue(QueueName("p", "l", "nope")))
+
+
+def test_put_queue_sees_stored_and_failures_change_nothing(store: SqliteStore, run: Run) -> None:
+    create(store, run)
+    seen: list[Queue | None] = []
+
+    def refuse(stored: Queue | None) -> Queue:
+        seen.append(stored)
+        raise AlreadyExists()
+
+    with pytest.raises(AlreadyExists):
+        run(store.put_queue(Q, refuse, NOW))
+    assert seen[0] is not None and seen[0].name == Q
+    assert run(store.get_queue(Q)) == make_queue()
+
+
+def test_deleted_queue_name_is_reserved_for_the_delay(store: SqliteStore, run: Run) -> None:
+    create(store, run)
+    run(store.insert_task(make_task("t"), NOW))
+    run(store.delete_queue(Q, NOW, timedelta(seconds=60)))
+    with pytest.raises(QueueNotFound):
+        run(store.get_queue(Q))
+    with pytest.raises(QueueTombstoned):
+        run(store.put_queue(Q, lambda s: make_queue(), NOW + timedelta(seconds=59)))
+    run(store.put_queue(Q, lambda s: make_queue(), NOW + timedelta(seconds=61)))
+    # The new queue starts empty, with no tombstones of the old one's tasks.
+    assert run(store.list_tasks(Q, "", 10, NOW)) == []
+    run(store.insert_task(make_task("t"), NOW + timedelta(seconds=62)))
+
+
+def test_task_dedup_tombstones_and_ttl(store: SqliteStore, run: Run) -> None:
+    create(store, run, make_queue(tombstone_ttl=timedelta(minutes=10), task_ttl=timedelta(hours=1)))
+    run(store.insert_task(make_task("a"), NOW))
+    with pytest.raises(AlreadyExists):
+        run(store.insert_task(make_task("a"), NOW))
+    run(store.delete_task(Q.task("a"), NOW))
+    with pytest.raises(TaskTombstoned):
+        run(store.get_task(Q.task("a"), NOW))
+    with pytest.raises(AlreadyExists):
+        run(store.insert_task(make_task("a"), NOW + timedelta(minutes=9)))
+    later = NOW + timedelta(minutes=11)
+    with pytest.raises(TaskNotFound):
+        run(store.get_task(Q.task("a"), later))
+    run(store.insert_task(make_task("a", later), later))
+    # Past the task TTL the task is gone even before a sweep, and a sweep deletes it.
+    expired = later + timedelta(hours=1, seconds=1)
+    with pytest.raises(TaskNotFound):
+        run(store.get_task(Q.task("a"), expired))
+    assert run(store.list_tasks(Q, "", 10, expired)) == []
+    assert run(store.sweep(expired)) >= 1
+
+
+def test_purge_and_stats(store: SqliteStore, run: Run) -> None:
+    create(store, run)
+    for i in range(5):
+        run(store.insert_task(make_task(f"t{i}", NOW + timedelta(seconds=i)), NOW))
+    stats = run(store.queue_stats(Q, NOW))
+    assert stats.tasks_count == 5 and stats.oldest_estimated_arrival_time == NOW
+    purged = run(store.purge_queue(Q, NOW + timedelta(seconds=1)))
+    assert purged.purge_time == NOW + timedelta(seconds=1)
+    assert run(store.queue_stats(Q, NOW)).tasks_count == 0
+    with pytest.raises(AlreadyExists):
+        run(store.insert_task(make_task("t1"), NOW + timedelta(seconds=2)))
+
+
+def test_policy_etag(store: SqliteStore, run: Run) -> None:
+    create(store, run)
+    assert run(store.get_policy(Q)) == Policy()
+    first = run(store.set_policy(Q, Policy(bindings=[Binding("roles/viewer", ["user:a@b"])], etag=bytes(8))))
+    assert first.etag and first.etag != bytes(8)
+    with pytest.raises(Aborted):
+        run(store.set_policy(Q, Policy(etag=bytes(8))))
+    second = run(store.set_policy(Q, Policy(etag=first.etag)))
+    assert second.etag != first.etag and run(store.get_policy(Q)) == second
+    assert run(store.set_policy(Q, Policy())).etag != second.etag  # no etag: unconditional
+
+
+def test_concurrent_writes_share_commits_and_fail_alone(store: SqliteStore, run: Run) -> None:
+    create(store, run)
+
+    async def many() -> list[Any]:
+        jobs = [store.insert_task(make_task(f"t{i % 300}"), NOW) for i in range(600)]
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    results = run(many())
+    assert sum(isinstance(r, Task) for r in results) == 300
+    assert sum(isinstance(r, AlreadyExists) for r in results) == 300
+    stored = run(store.list_tasks(Q, "", 1000, NOW))
+    assert sorted(t.name.task for t in stored) == sorted(f"t{i}" for i in range(300))
+
+
+def test_round_trip_of_a_task(store: SqliteStore, run: Run) -> None:
+    create(store, run)
+    task = make_task("rt", NOW + timedelta(microseconds=123457), payload=bytes(range(256)))
+    run(store.insert_task(task, NOW))
+    assert run(store.get_task(Q.task("rt"), NOW)) == task
+
+
+def test_reopen_keeps_everything(tmp_path: Any, run: Run) -> None:
+    path = str(tmp_path / "again.db")
+    first = SqliteStore(path)
+    run(first.open())
+    create(first, run)
+    run(first.insert_task(make_task("kept"), NOW))
+    run(first.close())
+    second = SqliteStore(path)
+    run(second.open())
+    assert run(second.get_task(Q.task("kept"), NOW)).name == Q.task("kept")
+    run(second.close())
