@@ -42,6 +42,10 @@ def make_task(task_id: str, when: datetime = NOW, payload: bytes = b"x") -> Task
     )
 
 
+def add(store: SqliteStore, task: Task, now: datetime) -> Awaitable[Task]:
+    return store.insert_task(Q, lambda queue: task, now)
+
+
 def create(store: SqliteStore, run: Run, queue: Queue | None = None) -> Queue:
     queue = queue or make_queue()
     return run(store.put_queue(queue.name, lambda stored: queue, NOW))  # type: ignore[no-any-return]
@@ -76,7 +80,7 @@ def test_put_queue_sees_stored_and_failures_change_nothing(store: SqliteStore, r
 
 def test_deleted_queue_name_is_reserved_for_the_delay(store: SqliteStore, run: Run) -> None:
     create(store, run)
-    run(store.insert_task(make_task("t"), NOW))
+    run(add(store, make_task("t"), NOW))
     run(store.delete_queue(Q, NOW, timedelta(seconds=60)))
     with pytest.raises(QueueNotFound):
         run(store.get_queue(Q))
@@ -85,23 +89,23 @@ def test_deleted_queue_name_is_reserved_for_the_delay(store: SqliteStore, run: R
     run(store.put_queue(Q, lambda s: make_queue(), NOW + timedelta(seconds=61)))
     # The new queue starts empty, with no tombstones of the old one's tasks.
     assert run(store.list_tasks(Q, "", 10, NOW)) == []
-    run(store.insert_task(make_task("t"), NOW + timedelta(seconds=62)))
+    run(add(store, make_task("t"), NOW + timedelta(seconds=62)))
 
 
 def test_task_dedup_tombstones_and_ttl(store: SqliteStore, run: Run) -> None:
     create(store, run, make_queue(tombstone_ttl=timedelta(minutes=10), task_ttl=timedelta(hours=1)))
-    run(store.insert_task(make_task("a"), NOW))
+    run(add(store, make_task("a"), NOW))
     with pytest.raises(AlreadyExists):
-        run(store.insert_task(make_task("a"), NOW))
+        run(add(store, make_task("a"), NOW))
     run(store.delete_task(Q.task("a"), NOW))
     with pytest.raises(TaskTombstoned):
         run(store.get_task(Q.task("a"), NOW))
     with pytest.raises(AlreadyExists):
-        run(store.insert_task(make_task("a"), NOW + timedelta(minutes=9)))
+        run(add(store, make_task("a"), NOW + timedelta(minutes=9)))
     later = NOW + timedelta(minutes=11)
     with pytest.raises(TaskNotFound):
         run(store.get_task(Q.task("a"), later))
-    run(store.insert_task(make_task("a", later), later))
+    run(add(store, make_task("a", later), later))
     # Past the task TTL the task is gone even before a sweep, and a sweep deletes it.
     expired = later + timedelta(hours=1, seconds=1)
     with pytest.raises(TaskNotFound):
@@ -113,14 +117,14 @@ def test_task_dedup_tombstones_and_ttl(store: SqliteStore, run: Run) -> None:
 def test_purge_and_stats(store: SqliteStore, run: Run) -> None:
     create(store, run)
     for i in range(5):
-        run(store.insert_task(make_task(f"t{i}", NOW + timedelta(seconds=i)), NOW))
+        run(add(store, make_task(f"t{i}", NOW + timedelta(seconds=i)), NOW))
     stats = run(store.queue_stats(Q, NOW))
     assert stats.tasks_count == 5 and stats.oldest_estimated_arrival_time == NOW
     purged = run(store.purge_queue(Q, NOW + timedelta(seconds=1)))
     assert purged.purge_time == NOW + timedelta(seconds=1)
     assert run(store.queue_stats(Q, NOW)).tasks_count == 0
     with pytest.raises(AlreadyExists):
-        run(store.insert_task(make_task("t1"), NOW + timedelta(seconds=2)))
+        run(add(store, make_task("t1"), NOW + timedelta(seconds=2)))
 
 
 def test_policy_etag(store: SqliteStore, run: Run) -> None:
@@ -139,7 +143,7 @@ def test_concurrent_writes_share_commits_and_fail_alone(store: SqliteStore, run:
     create(store, run)
 
     async def many() -> list[Any]:
-        jobs = [store.insert_task(make_task(f"t{i % 300}"), NOW) for i in range(600)]
+        jobs = [add(store, make_task(f"t{i % 300}"), NOW) for i in range(600)]
         return await asyncio.gather(*jobs, return_exceptions=True)
 
     results = run(many())
@@ -152,7 +156,7 @@ def test_concurrent_writes_share_commits_and_fail_alone(store: SqliteStore, run:
 def test_round_trip_of_a_task(store: SqliteStore, run: Run) -> None:
     create(store, run)
     task = make_task("rt", NOW + timedelta(microseconds=123457), payload=bytes(range(256)))
-    run(store.insert_task(task, NOW))
+    run(add(store, task, NOW))
     assert run(store.get_task(Q.task("rt"), NOW)) == task
 
 
@@ -161,7 +165,7 @@ def test_reopen_keeps_everything(tmp_path: Any, run: Run) -> None:
     first = SqliteStore(path)
     run(first.open())
     create(first, run)
-    run(first.insert_task(make_task("kept"), NOW))
+    run(add(first, make_task("kept"), NOW))
     run(first.close())
     second = SqliteStore(path)
     run(second.open())

@@ -22,6 +22,10 @@ It runs inside the store's transaction, so it sees and replaces the queue atomic
 TasksError it raises aborts the change and reaches the caller.
 """
 
+TaskMaker = Callable[[Queue], Task]
+"""Builds and validates a new task against its queue, inside the store's transaction, so
+that the queue it is checked against is the one it is added to."""
+
 
 class Store(Protocol):
     async def open(self) -> None:
@@ -63,12 +67,13 @@ class Store(Protocol):
     async def locations_in_use(self, project: str) -> list[str]:
         """Location ids holding at least one queue of ``project``, sorted."""
 
-    async def insert_task(self, task: Task, now: datetime) -> Task:
-        """Store a new task; its name, schedule and create times are already set.
+    async def insert_task(self, queue: QueueName, make: TaskMaker, now: datetime) -> Task:
+        """Store the task ``make(stored_queue)`` returns; its name and times are set.
 
         Raises:
             QueueNotFound: the queue does not exist.
             AlreadyExists: a live task or an unexpired tombstone has the same name.
+            TasksError: whatever ``make`` raises.
         """
 
     async def get_task(self, name: TaskName, now: datetime) -> Task:

@@ -36,7 +36,7 @@ from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueStats
 from tasksd.model.task import PullMessage, Task
 from tasksd.store import codec
-from tasksd.store.base import QueueChange
+from tasksd.store.base import QueueChange, TaskMaker
 from tasksd.store.sql import load_queries, migrations
 
 log = logging.getLogger(__name__)
@@ -294,38 +294,26 @@ class SqliteStore:
 
     # -- tasks -------------------------------------------------------------------------
 
-    async def insert_task(self, task: Task, now: datetime) -> Task:
-        assert task.name is not None and task.schedule_time and task.create_time
-        name = task.name
-        kind, payload, attempts, options = codec.encode_task_columns(task)
-        tag = task.payload.tag if isinstance(task.payload, PullMessage) else None
-        schedule_us = codec.to_us(task.schedule_time)
-        create_us = codec.to_us(task.create_time)
+    async def insert_task(self, queue: QueueName, make: TaskMaker, now: datetime) -> Task:
         now_us = codec.to_us(now)
 
         def job(conn: sqlite3.Connection) -> Task:
-            queue_id, config, _ = _queue_row(conn, name.queue_name)
-            held = conn.execute(SQL["get_tombstone"], (queue_id, name.task)).fetchone()
+            queue_id, config, _ = _queue_row(conn, queue)
+            stored = codec.decode_queue(config)
+            task = make(stored)
+            assert task.name is not None and task.schedule_time and task.create_time
+            held = conn.execute(SQL["get_tombstone"], (queue_id, task.name.task)).fetchone()
             if held is not None and held[0] > now_us:
                 raise AlreadyExists()
-            task_ttl_us = _ttls(codec.decode_queue(config))[0]
+            kind, payload, attempts, options = codec.encode_task_columns(task)
+            tag = task.payload.tag if isinstance(task.payload, PullMessage) else None
+            create_us = codec.to_us(task.create_time)
             try:
                 conn.execute(
                     SQL["insert_task"],
-                    (
-                        queue_id,
-                        name.task,
-                        kind,
-                        schedule_us,
-                        create_us,
-                        create_us + task_ttl_us,
-                        tag,
-                        task.status.dispatch_count,
-                        task.status.response_count,
-                        payload,
-                        attempts,
-                        options,
-                    ),
+                    (queue_id, task.name.task, kind, codec.to_us(task.schedule_time), create_us,
+                     create_us + _ttls(stored)[0], tag, task.status.dispatch_count,
+                     task.status.response_count, payload, attempts, options),
                 )
             except sqlite3.IntegrityError:
                 raise AlreadyExists() from None

@@ -1,0 +1,123 @@
+"""REST CreateTask throughput (durable: SQLite WAL, synchronous=FULL) beside a bare JSON
+echo server on the same HTTP stack, driven by wrk in the same run.
+
+    python bench/create_task.py [--duration 10] [--connections 32] [--rounds 2]
+
+Needs wrk (Debian package ``wrk``). Prints each round, then both rates and their ratio, and
+checks that every task a 200 acknowledged is in the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+BODY = '{"task": {"pullMessage": {"payload": "aGVsbG8gd29ybGQ=", "tag": "bench"}}}'
+QUEUE = "projects/bench/locations/us-central1/queues/create"
+HERE = Path(__file__).resolve().parent
+
+LUA = """
+wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not answer within 30 s")
+
+
+def run_wrk(url: str, script: Path, duration: int, connections: int) -> tuple[float, int, int, str]:
+    """(requests per second, requests, non-2xx responses, latency line) of one wrk run."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    p50 = re.search(r"50%\s+(\S+)", out)
+    p99 = re.search(r"99%\s+(\S+)", out)
+    latency = f"p50 {p50.group(1) if p50 else '?'}, p99 {p99.group(1) if p99 else '?'}"
+    return rate, total, int(bad.group(1)) if bad else 0, latency
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of echo and tasksd")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="tasksd-bench-"))
+    script = work / "post.lua"
+    script.write_text(LUA % BODY)
+    tasks_port, echo_port = free_port(), free_port()
+    tasksd = subprocess.Popen(
+        [sys.executable, "-m", "tasksd", "serve", "--db", f"sqlite:///{work / 'bench.db'}",
+         "--http-port", str(tasks_port), "--grpc-port", str(free_port()), "--log-level", "warning"])
+    echo = subprocess.Popen([sys.executable, str(HERE / "echo_server.py"), str(echo_port)])
+    try:
+        base = f"http://127.0.0.1:{tasks_port}"
+        wait_healthy(f"{base}/healthz", tasksd)
+        wait_healthy(f"http://127.0.0.1:{echo_port}/", echo)
+        httpx.post(f"{base}/v2beta2/{QUEUE.rsplit('/queues/', 1)[0]}/queues",
+                   json={"name": QUEUE, "pullTarget": {}}).raise_for_status()
+        echo_rates: list[float] = []
+        task_rates: list[float] = []
+        acknowledged = 0
+        for round_number in range(1, args.rounds + 1):
+            rate, total, bad, latency = run_wrk(f"http://127.0.0.1:{echo_port}/", script, args.duration, args.connections)
+            echo_rates.append(rate)
+            print(f"round {round_number}  echo      {rate:9.0f} req/s  ({total} requests, {bad} errors, {latency})")
+            rate, total, bad, latency = run_wrk(f"{base}/v2beta2/{QUEUE}/tasks", script, args.duration, args.connections)
+            task_rates.append(rate)
+            acknowledged += total - bad
+            print(f"round {round_number}  CreateTask {rate:8.0f} req/s  ({total} requests, {bad} errors, {latency})")
+        stats = httpx.get(f"{base}/v2beta2/{QUEUE}", params={"readMask": "stats"}).json()["stats"]
+        stored = int(stats.get("tasksCount", 0))
+        echo_rate, task_rate = statistics.mean(echo_rates), statistics.mean(task_rates)
+        print()
+        print(f"bare JSON echo (uvicorn+httptools+uvloop):  {echo_rate:9.0f} req/s")
+        print(f"tasksd CreateTask, durable (WAL, FULL):     {task_rate:9.0f} req/s")
+        print(f"ratio:                                      {task_rate / echo_rate:9.1%}   (target >= 50%)")
+        print(f"tasks stored {stored}, tasks acknowledged by wrk >= {acknowledged - args.connections}"
+              " (wrk does not count requests still in flight when it stops)")
+        if stored < acknowledged:
+            raise SystemExit("FAIL: fewer tasks stored than acknowledged")
+    finally:
+        for proc in (tasksd, echo):
+            proc.terminate()
+            proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
