@@ -56,7 +56,9 @@ def run_wrk(url: str, script: Path, duration: int, connections: int) -> tuple[fl
     """(requests per second, requests, non-2xx responses, latency line) of one wrk run."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -67,8 +69,14 @@ def run_wrk(url: str, script: Path, duration: int, connections: int) -> tuple[fl
     return rate, total, int(bad.group(1)) if bad else 0, latency
 
 
+def report(round_number: int, what: str, rate: float, total: int, bad: int, latency: str) -> None:
+    print(f"round {round_number}  {what:<10} {rate:8.0f} req/s  ({total} requests, {bad} errors, {latency})")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of echo and tasksd")
@@ -81,26 +89,44 @@ def main() -> None:
     script.write_text(LUA % BODY)
     tasks_port, echo_port = free_port(), free_port()
     tasksd = subprocess.Popen(
-        [sys.executable, "-m", "tasksd", "serve", "--db", f"sqlite:///{work / 'bench.db'}",
-         "--http-port", str(tasks_port), "--grpc-port", str(free_port()), "--log-level", "warning"])
+        [
+            sys.executable,
+            "-m",
+            "tasksd",
+            "serve",
+            "--db",
+            f"sqlite:///{work / 'bench.db'}",
+            "--http-port",
+            str(tasks_port),
+            "--grpc-port",
+            str(free_port()),
+            "--log-level",
+            "warning",
+        ]
+    )
     echo = subprocess.Popen([sys.executable, str(HERE / "echo_server.py"), str(echo_port)])
     try:
         base = f"http://127.0.0.1:{tasks_port}"
         wait_healthy(f"{base}/healthz", tasksd)
         wait_healthy(f"http://127.0.0.1:{echo_port}/", echo)
-        httpx.post(f"{base}/v2beta2/{QUEUE.rsplit('/queues/', 1)[0]}/queues",
-                   json={"name": QUEUE, "pullTarget": {}}).raise_for_status()
+        httpx.post(
+            f"{base}/v2beta2/{QUEUE.rsplit('/queues/', 1)[0]}/queues", json={"name": QUEUE, "pullTarget": {}}
+        ).raise_for_status()
         echo_rates: list[float] = []
         task_rates: list[float] = []
         acknowledged = 0
         for round_number in range(1, args.rounds + 1):
-            rate, total, bad, latency = run_wrk(f"http://127.0.0.1:{echo_port}/", script, args.duration, args.connections)
+            rate, total, bad, latency = run_wrk(
+                f"http://127.0.0.1:{echo_port}/", script, args.duration, args.connections
+            )
             echo_rates.append(rate)
-            print(f"round {round_number}  echo      {rate:9.0f} req/s  ({total} requests, {bad} errors, {latency})")
-            rate, total, bad, latency = run_wrk(f"{base}/v2beta2/{QUEUE}/tasks", script, args.duration, args.connections)
+            report(round_number, "echo", rate, total, bad, latency)
+            rate, total, bad, latency = run_wrk(
+                f"{base}/v2beta2/{QUEUE}/tasks", script, args.duration, args.connections
+            )
             task_rates.append(rate)
             acknowledged += total - bad
-            print(f"round {round_number}  CreateTask {rate:8.0f} req/s  ({total} requests, {bad} errors, {latency})")
+            report(round_number, "CreateTask", rate, total, bad, latency)
         stats = httpx.get(f"{base}/v2beta2/{QUEUE}", params={"readMask": "stats"}).json()["stats"]
         stored = int(stats.get("tasksCount", 0))
         echo_rate, task_rate = statistics.mean(echo_rates), statistics.mean(task_rates)
@@ -108,8 +134,10 @@ def main() -> None:
         print(f"bare JSON echo (uvicorn+httptools+uvloop):  {echo_rate:9.0f} req/s")
         print(f"tasksd CreateTask, durable (WAL, FULL):     {task_rate:9.0f} req/s")
         print(f"ratio:                                      {task_rate / echo_rate:9.1%}   (target >= 50%)")
-        print(f"tasks stored {stored}, tasks acknowledged by wrk >= {acknowledged - args.connections}"
-              " (wrk does not count requests still in flight when it stops)")
+        print(
+            f"tasks stored {stored}, tasks acknowledged by wrk >= {acknowledged - args.connections}"
+            " (wrk does not count requests still in flight when it stops)"
+        )
         if stored < acknowledged:
             raise SystemExit("FAIL: fewer tasks stored than acknowledged")
     finally:

@@ -23,12 +23,22 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not event.get("more_body"):
             break
     payload = json.dumps(json.loads(body or b"{}")).encode()
-    headers = [(b"content-type", b"application/json; charset=UTF-8"),
-               (b"content-length", str(len(payload)).encode())]
+    headers = [
+        (b"content-type", b"application/json; charset=UTF-8"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), lifespan="off", access_log=False,
-                log_level="warning", http="httptools", loop="uvloop")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        http="httptools",
+        loop="uvloop",
+    )
