@@ -37,7 +37,7 @@ if __name__ == "__main__":
         host="127.0.0.1",
         port=int(sys.argv[1]),
         lifespan="off",
-        access_log=False,
+        access_log=False, proxy_headers=False,
         log_level="warning",
         http="httptools",
         loop="uvloop",

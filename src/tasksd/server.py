@@ -88,6 +88,7 @@ async def serve(settings: Settings) -> None:
             port=settings.http_port,
             lifespan="off",
             access_log=False,
+            proxy_headers=False,
             log_level=settings.log_level,
             http="httptools",
             loop="none",

@@ -22,8 +22,14 @@ def timestamp(value: timestamp_pb2.Timestamp, field: str) -> datetime:
         raise InvalidArgument(f"{field} is not a valid timestamp.") from None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def set_timestamp(target: timestamp_pb2.Timestamp, value: datetime) -> None:
-    target.FromDatetime(value)
+    # Timestamp.FromDatetime does the same with checks; this runs on every task rendered.
+    delta = value - _EPOCH
+    target.seconds = delta.days * 86_400 + delta.seconds
+    target.nanos = delta.microseconds * 1000
 
 
 def duration(value: duration_pb2.Duration, field: str) -> timedelta:

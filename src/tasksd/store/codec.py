@@ -6,6 +6,7 @@ them; structured values are msgpack, which keeps bytes, enums and durations exac
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -72,7 +73,13 @@ def encode_queue(queue: Queue) -> bytes:
     return _encoder.encode(queue)
 
 
+@functools.lru_cache(maxsize=4096)
 def decode_queue(data: bytes) -> Queue:
+    """The queue a stored configuration holds.
+
+    Cached by content, as every task write reads its queue: callers must treat the result
+    as immutable (the service only ever derives new queues with ``dataclasses.replace``).
+    """
     return _queue_decoder.decode(data)
 
 

@@ -21,6 +21,8 @@ class Route:
     request_ref: str | None
     rpc: Rpc | None
     """None for a method of the discovery document that has no RPC in the published protos."""
+    suffix: str
+    """The literal text the path template ends with: a cheap test before the regex."""
 
 
 def load_discovery(version: str) -> dict[str, Any]:
@@ -68,6 +70,7 @@ def build_routes(
                 query_params={name: spec for name, spec in params.items() if spec.get("location") == "query"},
                 request_ref=method.get("request", {}).get("$ref"),
                 rpc=rpcs.get(target) if target else None,
+                suffix=method["path"].rsplit("}", 1)[-1],
             )
         )
     routes.sort(key=lambda r: -len(r.regex.pattern))
@@ -77,7 +80,7 @@ def build_routes(
 def match(routes: list[Route], http_method: str, path: str) -> tuple[Route, dict[str, str]] | None:
     """The route and path parameters for a request, or None."""
     for route in routes:
-        if route.http_method != http_method:
+        if route.http_method != http_method or not path.endswith(route.suffix):
             continue
         found = route.regex.match(path)
         if found is None:
