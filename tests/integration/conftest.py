@@ -133,17 +133,16 @@ def queue_name() -> str:
     return f"{PARENT}/queues/q-{uuid.uuid4().hex[:12]}"
 
 
+def create_queue(api: Any, name: str, target: str) -> str:
+    api.projects().locations().queues().create(parent=PARENT, body={"name": name, target: {}}).execute()
+    return name
+
+
 @pytest.fixture
 def pull_queue(api: Any, queue_name: str) -> str:
-    api.projects().locations().queues().create(
-        parent=PARENT, body={"name": queue_name, "pullTarget": {}}
-    ).execute()
-    return queue_name
+    return create_queue(api, queue_name, "pullTarget")
 
 
 @pytest.fixture
 def push_queue(api: Any, queue_name: str) -> str:
-    api.projects().locations().queues().create(
-        parent=PARENT, body={"name": queue_name, "appEngineHttpTarget": {}}
-    ).execute()
-    return queue_name
+    return create_queue(api, queue_name, "appEngineHttpTarget")

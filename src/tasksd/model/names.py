@@ -18,10 +18,38 @@ _LOCATION_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?")
 _QUEUE_RE = re.compile(r"[A-Za-z0-9\-]{1,100}")
 _TASK_RE = re.compile(r"[A-Za-z0-9_\-]{1,500}")
 
+_PROJECT_RULE = "it may contain letters, numbers, hyphens, colons or periods"
+_LOCATION_RULE = "it may contain letters, numbers and hyphens (at most 63)"
+_QUEUE_RULE = "it may contain only letters, numbers and hyphens, and at most 100 characters"
+_TASK_RULE = "it may contain only letters, numbers, hyphens and underscores, and at most 500 characters"
 
-def _check(kind: str, value: str, pattern: re.Pattern[str], rule: str, field: str) -> None:
-    if not pattern.fullmatch(value):
-        raise InvalidArgument(f"Invalid {kind} ID {value!r} in {field}: {rule}.")
+# The segments of a resource name, outermost first: (collection, kind, grammar, rule).
+_SEGMENTS = (
+    ("projects", "project", _PROJECT_RE, _PROJECT_RULE),
+    ("locations", "location", _LOCATION_RE, _LOCATION_RULE),
+    ("queues", "queue", _QUEUE_RE, _QUEUE_RULE),
+    ("tasks", "task", _TASK_RE, _TASK_RULE),
+)
+
+
+def _parse_ids(name: str, field: str, depth: int) -> list[str]:
+    """The ids of a name made of the first ``depth`` segments, each checked by its grammar.
+
+    Raises:
+        InvalidArgument: the name has another shape, or an id breaks its grammar.
+    """
+    segments = _SEGMENTS[:depth]
+    parts = name.split("/")
+    if len(parts) != 2 * depth or any(parts[2 * i] != seg[0] for i, seg in enumerate(segments)):
+        shape = "/".join(f"{collection}/{kind.upper()}_ID" for collection, kind, _, _ in segments)
+        raise InvalidArgument(
+            f"Invalid resource field value in the request: {field} {name!r} must have the format {shape}."
+        )
+    ids = parts[1::2]
+    for value, (_, kind, pattern, rule) in zip(ids, segments, strict=True):
+        if not pattern.fullmatch(value):
+            raise InvalidArgument(f"Invalid {kind} ID {value!r} in {field}: {rule}.")
+    return ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +62,7 @@ class ProjectName:
 
     @classmethod
     def parse(cls, name: str, field: str = "name") -> ProjectName:
-        parts = name.split("/")
-        if len(parts) != 2 or parts[0] != "projects":
-            raise InvalidArgument(
-                f"Invalid resource field value in the request: {field} "
-                f"{name!r} must have the format projects/PROJECT_ID."
-            )
-        _check("project", parts[1], _PROJECT_RE, _PROJECT_RULE, field)
-        return cls(parts[1])
+        return cls(*_parse_ids(name, field, 1))
 
 
 _PROJECT_RULE = "it may contain letters, numbers, hyphens, colons or periods"
@@ -61,15 +82,7 @@ class LocationName:
 
     @classmethod
     def parse(cls, name: str, field: str = "parent") -> LocationName:
-        parts = name.split("/")
-        if len(parts) != 4 or parts[0] != "projects" or parts[2] != "locations":
-            raise InvalidArgument(
-                f"Invalid resource field value in the request: {field} {name!r} must have the "
-                "format projects/PROJECT_ID/locations/LOCATION_ID."
-            )
-        _check("project", parts[1], _PROJECT_RE, _PROJECT_RULE, field)
-        _check("location", parts[3], _LOCATION_RE, _LOCATION_RULE, field)
-        return cls(parts[1], parts[3])
+        return cls(*_parse_ids(name, field, 2))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +104,7 @@ class QueueName:
 
     @classmethod
     def parse(cls, name: str, field: str = "name") -> QueueName:
-        parts = name.split("/")
-        if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or (parts[4] != "queues"):
-            raise InvalidArgument(
-                f"Invalid resource field value in the request: {field} {name!r} must have the "
-                "format projects/PROJECT_ID/locations/LOCATION_ID/queues/QUEUE_ID."
-            )
-        _check("project", parts[1], _PROJECT_RE, _PROJECT_RULE, field)
-        _check("location", parts[3], _LOCATION_RE, _LOCATION_RULE, field)
-        _check("queue", parts[5], _QUEUE_RE, _QUEUE_RULE, field)
-        return cls(parts[1], parts[3], parts[5])
+        return cls(*_parse_ids(name, field, 3))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,19 +124,4 @@ class TaskName:
 
     @classmethod
     def parse(cls, name: str, field: str = "name") -> TaskName:
-        parts = name.split("/")
-        if (
-            len(parts) != 8
-            or parts[0] != "projects"
-            or parts[2] != "locations"
-            or (parts[4] != "queues" or parts[6] != "tasks")
-        ):
-            raise InvalidArgument(
-                f"Invalid resource field value in the request: {field} {name!r} must have the "
-                "format projects/PROJECT_ID/locations/LOCATION_ID/queues/QUEUE_ID/tasks/TASK_ID."
-            )
-        _check("project", parts[1], _PROJECT_RE, _PROJECT_RULE, field)
-        _check("location", parts[3], _LOCATION_RE, _LOCATION_RULE, field)
-        _check("queue", parts[5], _QUEUE_RE, _QUEUE_RULE, field)
-        _check("task", parts[7], _TASK_RE, _TASK_RULE, field)
-        return cls(parts[1], parts[3], parts[5], parts[7])
+        return cls(*_parse_ids(name, field, 4))

@@ -202,9 +202,7 @@ class TasksService:
     async def create_task(self, parent: QueueName, task: Task) -> Task:
         """Raises: QueueNotFound, InvalidArgument, AlreadyExists."""
         now = self.clock.now()
-        return await self.store.insert_task(
-            parent, lambda queue: prepare_task(queue, parent, task, now), now
-        )
+        return await self.store.insert_task(parent, lambda queue: prepare_task(queue, parent, task, now), now)
 
     async def get_task(self, name: TaskName) -> Task:
         return await self.store.get_task(name, self.clock.now())

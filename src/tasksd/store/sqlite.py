@@ -311,9 +311,20 @@ class SqliteStore:
             try:
                 conn.execute(
                     SQL["insert_task"],
-                    (queue_id, task.name.task, kind, codec.to_us(task.schedule_time), create_us,
-                     create_us + _ttls(stored)[0], tag, task.status.dispatch_count,
-                     task.status.response_count, payload, attempts, options),
+                    (
+                        queue_id,
+                        task.name.task,
+                        kind,
+                        codec.to_us(task.schedule_time),
+                        create_us,
+                        create_us + _ttls(stored)[0],
+                        tag,
+                        task.status.dispatch_count,
+                        task.status.response_count,
+                        payload,
+                        attempts,
+                        options,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise AlreadyExists() from None
