@@ -4,21 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from tasksd.clock import Clock
-from tasksd.model.errors import AlreadyExists, InvalidArgument, LocationNotFound, QueueNotFound
+from tasksd.engine.ratelimit import Limiter
+from tasksd.model.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    LocationNotFound,
+    QueueNotFound,
+    ResourceExhausted,
+)
 from tasksd.model.iam import Policy
 from tasksd.model.location import Location
 from tasksd.model.names import LocationName, ProjectName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
 from tasksd.model.task import Task
-from tasksd.service import iam
+from tasksd.service import iam, leases
 from tasksd.service.paging import check_page_size, make_token, read_token
 from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
 from tasksd.service.tasks import prepare_task
-from tasksd.store.base import Store
+from tasksd.store.base import Lease, Store
 
 T = TypeVar("T")
 
@@ -32,6 +39,8 @@ class ServiceSettings:
     """Settings of the service; each has a key in the config file and a serve flag or env var."""
 
     default_locations: tuple[str, ...] = ("us-central1", "us-east1", "europe-west1", "asia-northeast1")
+    # LeaseTasks calls allowed per second per queue (the real service allows 10); 0: no limit.
+    lease_calls_per_second: float = 10.0
     # The real service reserves a deleted queue's name for up to 7 days; test suites re-create
     # queues, so locally the default is no reservation.
     queue_reuse_delay: timedelta = timedelta(0)
@@ -56,6 +65,8 @@ class TasksService:
         self.store = store
         self.clock = clock
         self.settings = settings or ServiceSettings()
+        rate = self.settings.lease_calls_per_second
+        self._lease_limiter = Limiter(rate, capacity=max(rate, 1.0))
 
     # -- locations ---------------------------------------------------------------------
 
@@ -222,11 +233,64 @@ class TasksService:
     async def delete_task(self, name: TaskName) -> None:
         await self.store.delete_task(name, self.clock.now())
 
+    # -- leases ------------------------------------------------------------------------
+
+    async def lease_tasks(
+        self, parent: QueueName, count: int, duration: timedelta | None, filter_text: str
+    ) -> list[Task]:
+        """Lease up to ``count`` due tasks of a pull queue for ``duration``.
+
+        Raises:
+            InvalidArgument: bad count, duration or filter.
+            ResourceExhausted: more LeaseTasks calls per second on this queue than allowed.
+            QueueNotFound, FailedPrecondition: no such queue, or not a running pull queue.
+        """
+        count = leases.max_tasks(count)
+        length = leases.lease_duration(duration)
+        tag, oldest = leases.parse_lease_filter(filter_text)
+        now = self.clock.now()
+        if not self._lease_limiter.allow(parent.path, now):
+            raise ResourceExhausted(
+                f"Too many LeaseTasks calls for {parent.path}: at most "
+                f"{self.settings.lease_calls_per_second:g} per second are allowed per queue."
+            )
+        lease = Lease(now + length, count, leases.MAX_LEASE_REPLY_BYTES, leases.check_leasable, tag, oldest)
+        return await self.store.lease_tasks(parent, lease, now)
+
+    async def acknowledge_task(self, name: TaskName, schedule_time: datetime | None) -> None:
+        """Raises: InvalidArgument, NotFound, FailedPrecondition (the lease is not held)."""
+        held = _required_schedule_time(schedule_time)
+        await self.store.acknowledge_task(name, held, self.clock.now())
+
+    async def renew_lease(
+        self, name: TaskName, schedule_time: datetime | None, duration: timedelta | None
+    ) -> Task:
+        """Extend a held lease to now + ``duration``."""
+        held = _required_schedule_time(schedule_time)
+        length = leases.lease_duration(duration)
+        now = self.clock.now()
+        return await self.store.reschedule_leased_task(name, held, now + length, now)
+
+    async def cancel_lease(self, name: TaskName, schedule_time: datetime | None) -> Task:
+        """Give a held lease up: the task can be leased again at once."""
+        held = _required_schedule_time(schedule_time)
+        now = self.clock.now()
+        return await self.store.reschedule_leased_task(name, held, now, now)
+
     # -- housekeeping ------------------------------------------------------------------
 
     async def sweep(self) -> int:
         """Delete tasks past their TTL and expired tombstones."""
         return await self.store.sweep(self.clock.now())
+
+
+def _required_schedule_time(value: datetime | None) -> datetime:
+    if value is None:
+        raise InvalidArgument(
+            "schedule_time is required: send the schedule_time that LeaseTasks or RenewLease "
+            "returned, which proves the caller holds the lease."
+        )
+    return value
 
 
 def _new_queue(queue: Queue) -> Queue:

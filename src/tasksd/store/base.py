@@ -7,6 +7,7 @@ when its coroutine returns.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -25,6 +26,20 @@ TasksError it raises aborts the change and reaches the caller.
 TaskMaker = Callable[[Queue], Task]
 """Builds and validates a new task against its queue, inside the store's transaction, so
 that the queue it is checked against is the one it is added to."""
+
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What a LeaseTasks call asks of the store."""
+
+    until: datetime
+    max_tasks: int
+    max_bytes: int
+    check: Callable[[Queue], None]
+    """Raises when the stored queue cannot be leased from (push queue, paused, …)."""
+    tag: str | None = None
+    oldest_tag: bool = False
 
 
 class Store(Protocol):
@@ -89,6 +104,36 @@ class Store(Protocol):
         """Delete a task, leaving a tombstone for the queue's tombstone TTL.
 
         Raises: QueueNotFound, TaskTombstoned, TaskNotFound.
+        """
+
+    async def lease_tasks(self, queue: QueueName, lease: Lease, now: datetime) -> list[Task]:
+        """Lease the queue's due tasks, oldest schedule time first.
+
+        Each leased task's schedule time becomes ``lease.until`` and its dispatch count grows
+        by one. A due task already dispatched ``max_attempts`` times (the queue's retry
+        config; -1 is unlimited) is deleted, leaving a tombstone, instead of being leased.
+        Tasks stop being added before their estimated reply size would pass
+        ``lease.max_bytes``.
+
+        Raises:
+            QueueNotFound: the queue does not exist.
+            TasksError: whatever ``lease.check`` raises for the stored queue.
+        """
+
+    async def acknowledge_task(self, name: TaskName, schedule_time: datetime, now: datetime) -> None:
+        """Delete a leased task, leaving a tombstone.
+
+        Raises:
+            QueueNotFound, TaskTombstoned, TaskNotFound: the task is not there.
+            FailedPrecondition: ``schedule_time`` is not the task's (the lease is not held).
+        """
+
+    async def reschedule_leased_task(
+        self, name: TaskName, schedule_time: datetime, new_schedule_time: datetime, now: datetime
+    ) -> Task:
+        """Move a leased task's schedule time (renew: now + lease; cancel: now).
+
+        Raises: as ``acknowledge_task``.
         """
 
     async def get_policy(self, name: QueueName) -> Policy:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from tasksd.model.errors import (
     Aborted,
     AlreadyExists,
+    FailedPrecondition,
     Internal,
     QueueNotFound,
     QueueTombstoned,
@@ -36,7 +37,7 @@ from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueStats
 from tasksd.model.task import PullMessage, Task
 from tasksd.store import codec
-from tasksd.store.base import QueueChange, TaskMaker
+from tasksd.store.base import Lease, QueueChange, TaskMaker
 from tasksd.store.sql import load_queries, migrations
 
 log = logging.getLogger(__name__)
@@ -361,6 +362,78 @@ class SqliteStore:
 
         await self._write(job)
 
+    # -- leases ------------------------------------------------------------------------
+
+    async def lease_tasks(self, queue: QueueName, lease: Lease, now: datetime) -> list[Task]:
+        now_us, until_us = codec.to_us(now), codec.to_us(lease.until)
+
+        def job(conn: sqlite3.Connection) -> list[Task]:
+            queue_id, config, _ = _queue_row(conn, queue)
+            stored = codec.decode_queue(config)
+            lease.check(stored)
+            max_attempts = stored.retry_config.max_attempts or -1
+            tombstone_until = _tombstone_until(stored, now)
+            tag = lease.tag
+            if lease.oldest_tag:
+                oldest = conn.execute(SQL["oldest_due_tag"], (queue_id, now_us, now_us)).fetchone()
+                if oldest is None:
+                    return []
+                tag = oldest[0]
+            leased: list[Task] = []
+            size = 0
+            while len(leased) < lease.max_tasks:
+                wanted = lease.max_tasks - len(leased)
+                if tag is None:
+                    rows = conn.execute(SQL["due_tasks"], (queue_id, now_us, now_us, wanted)).fetchall()
+                else:
+                    rows = conn.execute(
+                        SQL["due_tasks_with_tag"], (queue_id, tag, now_us, now_us, wanted)
+                    ).fetchall()
+                exhausted = False
+                for row in rows:
+                    row_id, task_id, dispatch_count, payload = row[0], row[1], row[5], row[7]
+                    if max_attempts != -1 and dispatch_count >= max_attempts:
+                        conn.execute(SQL["delete_task_by_id"], (row_id,))
+                        conn.execute(SQL["put_tombstone"], (queue_id, task_id, tombstone_until))
+                        exhausted = True
+                        continue
+                    size += _estimated_reply_bytes(task_id, payload)
+                    if size > lease.max_bytes:
+                        return leased
+                    conn.execute(SQL["lease_task"], (until_us, row_id))
+                    task = codec.decode_task(queue, *row[1:])
+                    task.schedule_time = lease.until
+                    task.status.dispatch_count += 1
+                    leased.append(task)
+                if not exhausted or len(rows) < wanted:
+                    break
+            return leased
+
+        return await self._write(job)
+
+    async def acknowledge_task(self, name: TaskName, schedule_time: datetime, now: datetime) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            queue_id, config, _ = _queue_row(conn, name.queue_name)
+            row = _held_task(conn, queue_id, name, schedule_time, now)
+            conn.execute(SQL["delete_task_by_id"], (row[0],))
+            until = _tombstone_until(codec.decode_queue(config), now)
+            conn.execute(SQL["put_tombstone"], (queue_id, name.task, until))
+
+        await self._write(job)
+
+    async def reschedule_leased_task(
+        self, name: TaskName, schedule_time: datetime, new_schedule_time: datetime, now: datetime
+    ) -> Task:
+        def job(conn: sqlite3.Connection) -> Task:
+            queue_id = _queue_row(conn, name.queue_name)[0]
+            row = _held_task(conn, queue_id, name, schedule_time, now)
+            conn.execute(SQL["reschedule_task"], (codec.to_us(new_schedule_time), row[0]))
+            task = codec.decode_task(name.queue_name, *row[1:])
+            task.schedule_time = new_schedule_time
+            return task
+
+        return await self._write(job)
+
     # -- IAM ---------------------------------------------------------------------------
 
     async def get_policy(self, name: QueueName) -> Policy:
@@ -410,6 +483,30 @@ def _missing_task(conn: sqlite3.Connection, queue_id: int, name: TaskName, now: 
     if held is not None and held[0] > codec.to_us(now):
         return TaskTombstoned()
     return TaskNotFound()
+
+
+def _held_task(
+    conn: sqlite3.Connection, queue_id: int, name: TaskName, schedule_time: datetime, now: datetime
+) -> tuple[Any, ...]:
+    """The row of a pull task whose lease the caller proves to hold with its schedule time."""
+    row = conn.execute(SQL["held_task"], (queue_id, name.task, codec.to_us(now))).fetchone()
+    if row is None:
+        raise _missing_task(conn, queue_id, name, now)
+    if row[2] != codec.KIND_PULL:
+        raise FailedPrecondition(
+            f"{name.path} is not a pull task: only tasks of pull queues are leased."
+        )
+    if row[3] != codec.to_us(schedule_time):
+        raise FailedPrecondition(
+            f"The schedule_time given ({schedule_time.isoformat()}) is not the task's current one "
+            f"({codec.from_us(row[3]).isoformat()}): the caller does not hold the task's lease."
+        )
+    return tuple(row)
+
+
+def _estimated_reply_bytes(task_id: str, payload: bytes) -> int:
+    """About how many bytes a leased task takes in a reply (base64 payload, name, times)."""
+    return len(payload) * 4 // 3 + len(task_id) + 400
 
 
 def _next_etag(etag: bytes) -> bytes:

@@ -155,6 +155,31 @@ class V2Beta2Api:
         await self.service.delete_task(_task_name(request.name))
         return _EMPTY
 
+    # -- leases ------------------------------------------------------------------------
+
+    async def LeaseTasks(self, request: Message) -> Message:
+        parent = _queue_name(request.parent, "parent")
+        duration = pbx.optional_duration(request, "lease_duration", "lease_duration")
+        tasks = await self.service.lease_tasks(parent, request.max_tasks, duration, request.filter)
+        view = m.view_from_pb(request.response_view)
+        return ct.LeaseTasksResponse.pb()(tasks=[m.task_to_pb(t, view) for t in tasks])
+
+    async def AcknowledgeTask(self, request: Message) -> Message:
+        held = pbx.optional_timestamp(request, "schedule_time", "schedule_time")
+        await self.service.acknowledge_task(_task_name(request.name), held)
+        return _EMPTY
+
+    async def RenewLease(self, request: Message) -> Message:
+        held = pbx.optional_timestamp(request, "schedule_time", "schedule_time")
+        duration = pbx.optional_duration(request, "lease_duration", "lease_duration")
+        task = await self.service.renew_lease(_task_name(request.name), held, duration)
+        return m.task_to_pb(task, m.view_from_pb(request.response_view))
+
+    async def CancelLease(self, request: Message) -> Message:
+        held = pbx.optional_timestamp(request, "schedule_time", "schedule_time")
+        task = await self.service.cancel_lease(_task_name(request.name), held)
+        return m.task_to_pb(task, m.view_from_pb(request.response_view))
+
     async def not_yet(self, request: Message) -> Message:
         raise Unimplemented(
             f"{type(request).DESCRIPTOR.name.removesuffix('Request')} is not implemented in tasksd yet."

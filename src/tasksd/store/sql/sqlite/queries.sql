@@ -106,3 +106,40 @@ DELETE FROM task_tombstones WHERE (queue, task_id) IN (
 -- sweep_queue_tombstones --
 -- Free queue names whose reservation ended.
 DELETE FROM queue_tombstones WHERE expire_us <= ?
+
+-- due_tasks --
+-- The queue's due live tasks, oldest schedule first.
+SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = ? AND schedule_us <= ? AND expire_us > ?
+ORDER BY schedule_us LIMIT ?
+
+-- due_tasks_with_tag --
+-- The queue's due live tasks with one tag, oldest schedule first.
+SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = ? AND tag = ? AND schedule_us <= ? AND expire_us > ?
+ORDER BY schedule_us LIMIT ?
+
+-- oldest_due_tag --
+-- The tag of the due task with the oldest schedule time.
+SELECT tag FROM tasks WHERE queue = ? AND schedule_us <= ? AND expire_us > ?
+ORDER BY schedule_us LIMIT 1
+
+-- lease_task --
+-- Lease one task until a time: one more dispatch.
+UPDATE tasks SET schedule_us = ?, dispatch_count = dispatch_count + 1 WHERE id = ?
+
+-- held_task --
+-- A live task with its schedule time, to check a worker's claim on its lease.
+SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = ? AND task_id = ? AND expire_us > ?
+
+-- reschedule_task --
+-- Move one task to a new schedule time.
+UPDATE tasks SET schedule_us = ? WHERE id = ?
+
+-- delete_task_by_id --
+-- Remove one task.
+DELETE FROM tasks WHERE id = ?

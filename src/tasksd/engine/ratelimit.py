@@ -1,0 +1,47 @@
+"""Token buckets as pure functions of (state, now).
+
+A bucket holds up to ``capacity`` tokens and refills continuously at ``rate`` tokens per
+second; taking a token succeeds when at least one is there. The same algorithm limits
+LeaseTasks calls per queue and (later) push dispatches per queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    tokens: float
+    updated: datetime
+
+
+def refill(bucket: Bucket, now: datetime, *, rate: float, capacity: float) -> Bucket:
+    """The bucket at ``now``: tokens added for the time passed, never above capacity."""
+    elapsed_s = max(0.0, (now - bucket.updated).total_seconds())
+    return Bucket(min(capacity, bucket.tokens + elapsed_s * rate), max(now, bucket.updated))
+
+
+def take(bucket: Bucket | None, now: datetime, *, rate: float, capacity: float) -> tuple[bool, Bucket]:
+    """(taken, new state): take one token if there is one; a new bucket starts full."""
+    current = refill(bucket, now, rate=rate, capacity=capacity) if bucket else Bucket(capacity, now)
+    if current.tokens >= 1.0:
+        return True, Bucket(current.tokens - 1.0, current.updated)
+    return False, current
+
+
+class Limiter:
+    """One bucket per key (e.g. per queue), kept in memory."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self._buckets: dict[str, Bucket] = {}
+
+    def allow(self, key: str, now: datetime) -> bool:
+        """Take a token for ``key``; a rate of 0 or less means no limit."""
+        if self.rate <= 0:
+            return True
+        taken, self._buckets[key] = take(self._buckets.get(key), now, rate=self.rate, capacity=self.capacity)
+        return taken
