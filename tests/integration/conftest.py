@@ -108,6 +108,19 @@ def discovery_client(url: str) -> Any:
     )
 
 
+def served_discovery_client(url: str) -> Any:
+    """google-api-python-client built from the discovery document tasksd serves, whose
+    rootUrl is tasksd itself, so that new_batch_http_request() posts to tasksd's /batch."""
+    return build(
+        "cloudtasks",
+        "v2beta2",
+        discoveryServiceUrl=f"{url}/$discovery/rest?version={{apiVersion}}",
+        credentials=AnonymousCredentials(),
+        static_discovery=False,
+        cache_discovery=False,
+    )
+
+
 def gapic_client(url: str) -> tasks_v2beta2.CloudTasksClient:
     return tasks_v2beta2.CloudTasksClient(
         transport="rest",

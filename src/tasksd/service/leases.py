@@ -51,9 +51,7 @@ def parse_lease_filter(text: str) -> tuple[str | None, bool]:
         return None, True
     match = _TAG.fullmatch(text)
     if match is None:
-        raise InvalidArgument(
-            f"Invalid filter {text!r}: use tag=<tag> or tag_function=oldest_tag()."
-        )
+        raise InvalidArgument(f"Invalid filter {text!r}: use tag=<tag> or tag_function=oldest_tag().")
     tag = re.sub(r"\\(.)", r"\1", match.group(1)) if match.group(1) is not None else match.group(2)
     if len(tag) >= MAX_TAG_LENGTH:
         raise InvalidArgument(f"The tag in filter must be less than {MAX_TAG_LENGTH} characters.")

@@ -28,7 +28,6 @@ TaskMaker = Callable[[Queue], Task]
 that the queue it is checked against is the one it is added to."""
 
 
-
 @dataclass(frozen=True, slots=True)
 class Lease:
     """What a LeaseTasks call asks of the store."""

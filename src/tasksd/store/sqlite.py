@@ -493,9 +493,7 @@ def _held_task(
     if row is None:
         raise _missing_task(conn, queue_id, name, now)
     if row[2] != codec.KIND_PULL:
-        raise FailedPrecondition(
-            f"{name.path} is not a pull task: only tasks of pull queues are leased."
-        )
+        raise FailedPrecondition(f"{name.path} is not a pull task: only tasks of pull queues are leased.")
     if row[3] != codec.to_us(schedule_time):
         raise FailedPrecondition(
             f"The schedule_time given ({schedule_time.isoformat()}) is not the task's current one "

@@ -12,6 +12,7 @@ accepted and ignored; replies are always complete and compact.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -23,6 +24,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from tasksd.api.errors import rest_error
+from tasksd.api.rest.batch import BATCH_PATHS, JSON_CONTENT_TYPE, parse_batch, render_batch
 from tasksd.api.rest.routes import Route, build_routes, load_discovery, match
 from tasksd.api.rpc import Rpc
 from tasksd.model.errors import Internal, InvalidArgument, NotFound, TasksError, Unimplemented
@@ -47,7 +49,6 @@ _SYSTEM_PARAMS = {
     "upload_protocol",
     "$.xgafv",
 }
-_JSON_HEADERS = [(b"content-type", b"application/json; charset=UTF-8")]
 _SNAKE = re.compile(r"_([a-z0-9])")
 
 
@@ -79,25 +80,50 @@ class RestApp:
         if method == "GET" and (path == "/$discovery/rest" or path.startswith("/discovery/v1/apis/")):
             await self._discovery(scope, send)
             return
+        if method == "POST" and path in BATCH_PATHS:
+            status, payload, content_type = await self._batch(scope, receive)
+            await _reply(send, status, payload, content_type)
+            return
+        try:
+            body = await _read_body(receive)
+        except TasksError as error:
+            await _reply(send, *rest_error(error))
+            return
+        status, payload = await self.respond(method, path, scope["query_string"], body)
+        await _reply(send, status, payload)
+
+    async def respond(self, method: str, path: str, query_string: bytes, body: bytes) -> tuple[int, bytes]:
+        """(HTTP status, JSON body) of one API request; every failure is a Status body."""
         try:
             found = match(self.routes, method, path)
             if found is None:
                 raise NotFound(f"The requested URL {method} {path} was not found on this server.")
             route, params = found
-            body = await _read_body(receive)
-            status, payload = 200, await self._call(route, params, scope, body)
+            return 200, await self._call(route, params, query_string, body)
         except TasksError as error:
-            status, payload = rest_error(error)
+            return rest_error(error)
         except Exception:  # a bug: log it, never show a traceback to the caller
             log.exception("unhandled error serving %s %s", method, path)
-            status, payload = rest_error(Internal())
-        await _reply(send, status, payload)
+            return rest_error(Internal())
 
-    async def _call(self, route: Route, params: dict[str, str], scope: Scope, body: bytes) -> bytes:
+    async def _batch(self, scope: Scope, receive: Receive) -> tuple[int, bytes, bytes]:
+        try:
+            body = await _read_body(receive)
+            content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+            requests = parse_batch(content_type, body)
+        except TasksError as error:
+            return (*rest_error(error), JSON_CONTENT_TYPE)
+        replies = await asyncio.gather(
+            *(self.respond(r.method, r.path, r.query_string, r.body) for r in requests)
+        )
+        payload, boundary = render_batch(requests, replies)
+        return 200, payload, f"multipart/mixed; boundary={boundary}".encode()
+
+    async def _call(self, route: Route, params: dict[str, str], query_string: bytes, body: bytes) -> bytes:
         rpc = route.rpc
         if rpc is None:
             raise Unimplemented(f"{route.method_id} is not implemented in tasksd yet.")
-        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
         ints = False
         fields: dict[str, Any] = {}
         for key, value in query:
@@ -208,7 +234,7 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _reply(send: Send, status: int, payload: bytes) -> None:
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+async def _reply(send: Send, status: int, payload: bytes, content_type: bytes = JSON_CONTENT_TYPE) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
