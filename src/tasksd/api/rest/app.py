@@ -150,6 +150,8 @@ class RestApp:
                     fields[name] = value
         request = _build_request(rpc, route, params, fields, body)
         response = await rpc.handler(request)
+        if response.ByteSize() == 0:  # no field set (Empty, acknowledge): proto3 JSON is {}
+            return b"{}"
         rendered: str = json_format.MessageToJson(response, use_integers_for_enums=ints, indent=None)
         return rendered.encode()
 

@@ -9,8 +9,7 @@ is a 400. This is what google-api-python-client's ``new_batch_http_request()`` s
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
+import re
 import secrets
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -24,6 +23,7 @@ BATCH_PATHS = frozenset(
 JSON_CONTENT_TYPE = b"application/json; charset=UTF-8"
 MAX_BATCH_REQUESTS = 1000
 _METHODS = {"GET", "POST", "PATCH", "PUT", "DELETE"}
+_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,35 +36,59 @@ class InnerRequest:
 
 
 def parse_batch(content_type: str, body: bytes) -> list[InnerRequest]:
-    """The requests of a batch body.
+    """The requests of a batch body (RFC 2046 multipart, each part an application/http request).
 
     Raises:
         InvalidArgument: not multipart/mixed, no parts, too many parts, or a part that is not
             an HTTP request.
     """
-    if not content_type.lower().startswith("multipart/mixed") or "boundary=" not in content_type:
+    match = _BOUNDARY.search(content_type)
+    if not content_type.lower().startswith("multipart/mixed") or match is None:
         raise InvalidArgument(
             "A batch request must have Content-Type multipart/mixed with a boundary, got "
             f"{content_type or 'none'!r}."
         )
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
-    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(head + body)
-    parts = message.get_payload() if message.is_multipart() else None
-    if not isinstance(parts, list) or not parts or message.defects:
+    boundary = (match.group(1) or match.group(2)).encode("latin-1")
+    delimiter = b"--" + boundary
+    sections = body.split(delimiter)
+    # sections[0] is the preamble; the last delimiter is followed by "--" (the epilogue).
+    if len(sections) < 3 or not sections[-1].startswith(b"--"):
         raise InvalidArgument("The batch body is not a multipart/mixed body with at least one part.")
+    parts = sections[1:-1]
     if len(parts) > MAX_BATCH_REQUESTS:
         raise InvalidArgument(f"A batch may hold at most {MAX_BATCH_REQUESTS} requests, got {len(parts)}.")
     return [_inner_request(index, part) for index, part in enumerate(parts)]
 
 
-def _inner_request(index: int, part: email.message.Message) -> InnerRequest:
+def _split_head(data: bytes) -> tuple[list[str], bytes]:
+    """(header lines, body) of a MIME part or HTTP message; CRLF or LF line ends."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        head, found, rest = data.partition(separator)
+        if found:
+            return head.decode("latin-1").replace("\r\n", "\n").split("\n"), rest
+    return data.decode("latin-1").replace("\r\n", "\n").split("\n"), b""
+
+
+def _headers(lines: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if colon:
+            found[name.strip().lower()] = value.strip()
+    return found
+
+
+def _inner_request(index: int, part: bytes) -> InnerRequest:
     where = f"Batch part {index + 1}"
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes) or part.is_multipart():
+    mime_lines, payload = _split_head(part.lstrip(b"\r\n"))
+    mime = _headers(mime_lines)
+    if not mime.get("content-type", "application/http").lower().startswith("application/http"):
         raise InvalidArgument(f"{where} is not an application/http request.")
-    text = payload.replace(b"\r\n", b"\n")
-    head, _, request_body = text.partition(b"\n\n")
-    lines = head.decode("latin-1").split("\n")
+    if payload.endswith(b"\r\n"):
+        payload = payload[:-2]
+    elif payload.endswith(b"\n"):
+        payload = payload[:-1]
+    lines, request_body = _split_head(payload)
     words = lines[0].split(" ")
     if len(words) != 3 or words[0] not in _METHODS or not words[2].startswith("HTTP/"):
         raise InvalidArgument(
@@ -73,14 +97,11 @@ def _inner_request(index: int, part: email.message.Message) -> InnerRequest:
     target = urlsplit(words[1])
     if not target.path.startswith("/"):
         raise InvalidArgument(f"{where}: {words[1]!r} is not a path.")
-    length = next(
-        (line.split(":", 1)[1].strip() for line in lines[1:] if line.lower().startswith("content-length:")),
-        None,
-    )
-    if length is not None and length.isdigit():
+    length = _headers(lines[1:]).get("content-length", "")
+    if length.isdigit():
         request_body = request_body[: int(length)]
     return InnerRequest(
-        content_id=str(part.get("Content-ID", f"<{index + 1}>")),
+        content_id=mime.get("content-id", f"<{index + 1}>"),
         method=words[0],
         path=target.path,
         query_string=target.query.encode("latin-1"),

@@ -1,0 +1,176 @@
+"""Pull-queue worker throughput: lease(maxTasks=1000), then acknowledge in HTTP batches of
+100 (``POST /batch``, multipart/mixed), against a durable tasksd (SQLite WAL, FULL).
+
+    python bench/pull_worker.py [--tasks 50000] [--workers 1] [--ack-concurrency 10]
+
+Fills a pull queue, then runs the worker loop(s) until the queue is empty and prints tasks
+acknowledged per second; every task must be acknowledged exactly once. A worker sends the
+ten ack batches of one lease together (``--ack-concurrency``), as a worker with a connection
+pool would. Note the service's own ceiling: 10 LeaseTasks calls per second per queue, so one
+queue gives at most 10 × 1000 tasks per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+QUEUE = "projects/bench/locations/us-central1/queues/pull"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def batch_body(requests: list[tuple[str, str, dict[str, object]]]) -> tuple[bytes, str]:
+    """A multipart/mixed batch of (method, path, JSON body) requests, as Google clients send."""
+    boundary = "===============" + uuid.uuid4().hex
+    parts = []
+    for index, (method, path, body) in enumerate(requests):
+        payload = json.dumps(body)
+        parts.append(
+            f"--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+            f"Content-ID: <bench + {index}>\r\n\r\n{method} {path} HTTP/1.1\r\n"
+            f"Content-Type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n{payload}\r\n"
+        )
+    return ("".join(parts) + f"--{boundary}--\r\n").encode(), f'multipart/mixed; boundary="{boundary}"'
+
+
+def send_batch(client: httpx.Client, requests: list[tuple[str, str, dict[str, object]]]) -> tuple[int, int]:
+    """(ok, failed) inner responses of one batch."""
+    body, content_type = batch_body(requests)
+    reply = client.post("/batch", content=body, headers={"Content-Type": content_type})
+    reply.raise_for_status()
+    ok = reply.content.count(b"HTTP/1.1 200 OK")
+    return ok, len(requests) - ok
+
+
+def fill(client: httpx.Client, count: int) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        chunks = [
+            [
+                (
+                    "POST",
+                    f"/v2beta2/{QUEUE}/tasks",
+                    {"task": {"pullMessage": {"payload": "aGVsbG8=", "tag": "b"}}},
+                )
+                for _ in range(min(500, count - start))
+            ]
+            for start in range(0, count, 500)
+        ]
+        results = list(pool.map(lambda chunk: send_batch(client, chunk), chunks))
+    assert sum(failed for _, failed in results) == 0, "some creates failed"
+
+
+def worker(
+    base: str, ack_concurrency: int, acked: list[str], lock: threading.Lock, stop: threading.Event
+) -> None:
+    with httpx.Client(base_url=base, timeout=60) as client, ThreadPoolExecutor(ack_concurrency) as pool:
+        while not stop.is_set():
+            reply = client.post(
+                f"/v2beta2/{QUEUE}/tasks:lease", json={"maxTasks": 1000, "leaseDuration": "600s"}
+            )
+            if reply.status_code == 429:
+                time.sleep(0.01)
+                continue
+            reply.raise_for_status()
+            leased = reply.json().get("tasks", [])
+            if not leased:
+                stop.set()
+                return
+            acks = [
+                ("POST", f"/v2beta2/{t['name']}:acknowledge", {"scheduleTime": t["scheduleTime"]})
+                for t in leased
+            ]
+            results = list(
+                pool.map(
+                    lambda chunk: send_batch(client, chunk),
+                    [acks[i : i + 100] for i in range(0, len(acks), 100)],
+                )
+            )
+            if any(failed for _, failed in results):
+                raise SystemExit("FAIL: an acknowledgement was refused")
+            with lock:
+                acked.extend(t["name"] for t in leased)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--ack-concurrency", type=int, default=10)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tasksd-bench-"))
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tasksd",
+            "serve",
+            "--db",
+            f"sqlite:///{work / 'bench.db'}",
+            "--http-port",
+            str(port),
+            "--grpc-port",
+            str(free_port()),
+            "--log-level",
+            "warning",
+        ]
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        with httpx.Client(base_url=base, timeout=60) as client:
+            client.post(
+                f"/v2beta2/{QUEUE.rsplit('/queues/', 1)[0]}/queues", json={"name": QUEUE, "pullTarget": {}}
+            ).raise_for_status()
+            started = time.perf_counter()
+            fill(client, args.tasks)
+            print(f"filled {args.tasks} tasks in {time.perf_counter() - started:.1f} s")
+        acked: list[str] = []
+        lock, stop = threading.Lock(), threading.Event()
+        started = time.perf_counter()
+        threads = [
+            threading.Thread(target=worker, args=(base, args.ack_concurrency, acked, lock, stop))
+            for _ in range(args.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        assert len(acked) == len(set(acked)) == args.tasks, (len(acked), len(set(acked)))
+        left = httpx.get(f"{base}/v2beta2/{QUEUE}", params={"readMask": "stats"}).json()["stats"]
+        print(f"workers {args.workers}, ack batches of 100 ({args.ack_concurrency} at a time)")
+        print(
+            f"acknowledged {len(acked)} tasks in {elapsed:.2f} s: {len(acked) / elapsed:,.0f} tasks/s "
+            f"(target >= 10,000); left in queue: {left.get('tasksCount', '0')}"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
