@@ -89,6 +89,9 @@ async def serve(settings: Settings) -> None:
             lifespan="off",
             access_log=False,
             proxy_headers=False,
+            # Clients pool connections (httplib2 writes into one the server closed and fails);
+            # Google's front ends keep idle connections about ten minutes, so do the same.
+            timeout_keep_alive=620,
             log_level=settings.log_level,
             http="httptools",
             loop="none",
