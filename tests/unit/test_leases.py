@@ -95,8 +95,14 @@ def test_reply_size_cap(service: TasksService, run: Run, monkeypatch: pytest.Mon
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("", (None, False)), ("tag=a", ("a", False)), (" tag = a b ", ("a b", False)), ('tag="x\\"y"', ('x"y', False)),
-     ("tag=", ("", False)), ("tag_function=oldest_tag()", (None, True))],
+    [
+        ("", (None, False)),
+        ("tag=a", ("a", False)),
+        (" tag = a b ", ("a b", False)),
+        ('tag="x\\"y"', ('x"y', False)),
+        ("tag=", ("", False)),
+        ("tag_function=oldest_tag()", (None, True)),
+    ],
 )
 def test_lease_filter_grammar(text: str, expected: tuple[str | None, bool]) -> None:
     assert parse_lease_filter(text) == expected
