@@ -63,10 +63,16 @@ class Attempt:
 
 @dataclass(slots=True)
 class TaskStatus:
+    """What the API shows (counts, first and last attempt) and what dispatch headers need."""
+
     dispatch_count: int = 0
     response_count: int = 0
     first_attempt: Attempt | None = None
     last_attempt: Attempt | None = None
+    execution_count: int = 0
+    """Attempts whose response was not a 5xx (the X-CloudTasks-TaskExecutionCount header)."""
+    last_http_status: int | None = None
+    """HTTP status of the last attempt's response; 0 when it got none; None before any."""
 
 
 @dataclass(slots=True)
@@ -80,3 +86,17 @@ class Task:
     status: TaskStatus = field(default_factory=TaskStatus)
     dispatch_deadline: timedelta | None = None
     retry_config: RetryConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """How a dispatched attempt ended, and what happens to the task next."""
+
+    response_time: datetime
+    http_status: int
+    """The target's HTTP status; 0 when no response came (connection error, deadline)."""
+    status: ResponseStatus
+    executed: bool
+    """Whether the attempt counts in the task's execution count (per the target's rules)."""
+    next_schedule_time: datetime | None
+    """When to try again; None when the task is done (it succeeded or has no retries left)."""

@@ -14,7 +14,7 @@ from typing import Protocol
 from tasksd.model.iam import Policy
 from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueStats
-from tasksd.model.task import Task
+from tasksd.model.task import AttemptResult, Task
 
 QueueChange = Callable[[Queue | None], Queue]
 """Computes a queue's new configuration from its stored one (None when it does not exist).
@@ -39,6 +39,15 @@ class Lease:
     """Raises when the stored queue cannot be leased from (push queue, paused, …)."""
     tag: str | None = None
     oldest_tag: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Tasks whose attempts were started, and when the queue's next task falls due."""
+
+    queue: Queue | None
+    tasks: list[Task]
+    next_due: datetime | None
 
 
 class Store(Protocol):
@@ -134,6 +143,36 @@ class Store(Protocol):
 
         Raises: as ``acknowledge_task``.
         """
+
+    async def claim_tasks(self, queue: QueueName, limit: int, now: datetime) -> Claim:
+        """Start attempts of up to ``limit`` due tasks of a running push queue.
+
+        Each claimed task's attempt is recorded as dispatched at ``now`` (one more dispatch,
+        first/last attempt history) and durable before this returns; until it is finished
+        the task is not claimed again. A paused, pull or missing queue yields no tasks.
+        """
+
+    async def start_attempt(self, name: TaskName, now: datetime) -> tuple[Queue, Task]:
+        """Start an attempt of one push task now, whatever its queue's state (RunTask).
+
+        Raises: QueueNotFound, TaskTombstoned, TaskNotFound, FailedPrecondition (pull task).
+        """
+
+    async def finish_attempt(
+        self, name: TaskName, started: datetime, result: AttemptResult, now: datetime
+    ) -> None:
+        """Record how the attempt started at ``started`` ended: delete the task (leaving a
+        tombstone) when ``result.next_schedule_time`` is None, else schedule it again.
+        Nothing happens when that attempt is no longer the task's (deleted, purged, re-run)."""
+
+    async def recover_in_flight(self) -> int:
+        """Make every attempt left in flight by a crash due to be sent again; return how many."""
+
+    async def queue_configs(self) -> list[Queue]:
+        """Every queue's configuration (for the dispatcher)."""
+
+    async def get_or_add_meta(self, key: str, make: Callable[[], bytes]) -> bytes:
+        """A server-wide value; ``make()`` gives it when there is none yet."""
 
     async def get_policy(self, name: QueueName) -> Policy:
         """The queue's IAM policy (empty when none was set). Raises: QueueNotFound."""

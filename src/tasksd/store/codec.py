@@ -53,6 +53,8 @@ def duration_us(value: timedelta) -> int:
 class _Attempts:
     first: Attempt | None = None
     last: Attempt | None = None
+    execution_count: int = 0
+    last_http_status: int | None = None
 
 
 @dataclass(slots=True)
@@ -104,13 +106,20 @@ def payload_kind(payload: Payload | None) -> int:
 def encode_task_columns(task: Task) -> tuple[int, bytes, bytes | None, bytes | None]:
     """(kind, payload, attempts, options) columns of a task."""
     status = task.status
-    attempts = None
-    if status.first_attempt or status.last_attempt:
-        attempts = _encoder.encode(_Attempts(status.first_attempt, status.last_attempt))
+    attempts = encode_attempts(status)
     options = None
     if task.dispatch_deadline is not None or task.retry_config is not None:
         options = _encoder.encode(_Options(task.dispatch_deadline, task.retry_config))
     return payload_kind(task.payload), _encoder.encode(task.payload), attempts, options
+
+
+def encode_attempts(status: TaskStatus) -> bytes | None:
+    """The ``attempts`` column of a task status (None before any attempt)."""
+    if not (status.first_attempt or status.last_attempt or status.last_http_status is not None):
+        return None
+    return _encoder.encode(
+        _Attempts(status.first_attempt, status.last_attempt, status.execution_count, status.last_http_status)
+    )
 
 
 def decode_task(
@@ -133,7 +142,14 @@ def decode_task(
         payload=_payload_decoders[kind].decode(payload),
         schedule_time=from_us(schedule_us),
         create_time=from_us(create_us),
-        status=TaskStatus(dispatch_count, response_count, tried.first, tried.last),
+        status=TaskStatus(
+            dispatch_count,
+            response_count,
+            tried.first,
+            tried.last,
+            tried.execution_count,
+            tried.last_http_status,
+        ),
         dispatch_deadline=extra.dispatch_deadline,
         retry_config=extra.retry_config,
     )

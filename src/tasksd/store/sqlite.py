@@ -34,10 +34,10 @@ from tasksd.model.errors import (
 )
 from tasksd.model.iam import Policy
 from tasksd.model.names import LocationName, QueueName, TaskName
-from tasksd.model.queue import Queue, QueueStats
-from tasksd.model.task import PullMessage, Task
+from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
+from tasksd.model.task import Attempt, AttemptResult, PullMessage, Task
 from tasksd.store import codec
-from tasksd.store.base import Lease, QueueChange, TaskMaker
+from tasksd.store.base import Claim, Lease, QueueChange, TaskMaker
 from tasksd.store.sql import load_queries, migrations
 
 log = logging.getLogger(__name__)
@@ -434,6 +434,98 @@ class SqliteStore:
 
         return await self._write(job)
 
+    # -- push dispatch -----------------------------------------------------------------
+
+    async def claim_tasks(self, queue: QueueName, limit: int, now: datetime) -> Claim:
+        now_us = codec.to_us(now)
+
+        def job(conn: sqlite3.Connection) -> Claim:
+            row = conn.execute(SQL["get_queue"], (queue.project, queue.location, queue.queue)).fetchone()
+            if row is None:
+                return Claim(None, [], None)
+            queue_id, stored = row[0], codec.decode_queue(row[1])
+            if stored.kind is not QueueKind.PUSH or stored.state is not QueueState.RUNNING:
+                return Claim(stored, [], None)
+            claimed = []
+            if limit > 0:
+                for found in conn.execute(
+                    SQL["due_push_tasks"], (queue_id, now_us, now_us, limit)
+                ).fetchall():
+                    claimed.append(_start(conn, queue, found, now))
+            next_due = conn.execute(SQL["next_due_us"], (queue_id, now_us)).fetchone()[0]
+            return Claim(stored, claimed, codec.from_us(next_due) if next_due is not None else None)
+
+        return await self._write(job)
+
+    async def start_attempt(self, name: TaskName, now: datetime) -> tuple[Queue, Task]:
+        def job(conn: sqlite3.Connection) -> tuple[Queue, Task]:
+            queue_id, config, _ = _queue_row(conn, name.queue_name)
+            found = conn.execute(SQL["held_task"], (queue_id, name.task, codec.to_us(now))).fetchone()
+            if found is None:
+                raise _missing_task(conn, queue_id, name, now)
+            if found[2] == codec.KIND_PULL:
+                raise FailedPrecondition("RunTask cannot be called on a pull task.")
+            return codec.decode_queue(config), _start(conn, name.queue_name, found, now)
+
+        return await self._write(job)
+
+    async def finish_attempt(
+        self, name: TaskName, started: datetime, result: AttemptResult, now: datetime
+    ) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            row = conn.execute(SQL["get_queue"], (name.project, name.location, name.queue)).fetchone()
+            if row is None:
+                return
+            queue_id, config = row[0], row[1]
+            found = conn.execute(SQL["attempt_row"], (queue_id, name.task, codec.to_us(started))).fetchone()
+            if found is None:
+                return  # deleted, purged or re-run meanwhile: this attempt no longer counts
+            if result.next_schedule_time is None:
+                conn.execute(SQL["delete_task_by_id"], (found[0],))
+                until = _tombstone_until(codec.decode_queue(config), now)
+                conn.execute(SQL["put_tombstone"], (queue_id, name.task, until))
+                return
+            task = codec.decode_task(name.queue_name, *found[1:])
+            status = task.status
+            got_response = result.http_status != 0
+            last = status.last_attempt or Attempt()
+            status.last_attempt = Attempt(
+                last.schedule_time, last.dispatch_time, result.response_time, result.status
+            )
+            status.response_count += 1 if got_response else 0
+            status.execution_count += 1 if result.executed else 0
+            status.last_http_status = result.http_status
+            conn.execute(
+                SQL["retry_task"],
+                (
+                    codec.to_us(result.next_schedule_time),
+                    status.response_count,
+                    codec.encode_attempts(status),
+                    found[0],
+                ),
+            )
+
+        await self._write(job)
+
+    async def recover_in_flight(self) -> int:
+        return await self._write(lambda conn: conn.execute(SQL["recover_in_flight"]).rowcount)
+
+    async def queue_configs(self) -> list[Queue]:
+        return await self._read(
+            lambda conn: [codec.decode_queue(r[0]) for r in conn.execute(SQL["queue_configs"])]
+        )
+
+    async def get_or_add_meta(self, key: str, make: Callable[[], bytes]) -> bytes:
+        def job(conn: sqlite3.Connection) -> bytes:
+            found = conn.execute(SQL["get_meta"], (key,)).fetchone()
+            if found is not None:
+                return bytes(found[0])
+            value = make()
+            conn.execute(SQL["add_meta"], (key, value))
+            return value
+
+        return await self._write(job)
+
     # -- IAM ---------------------------------------------------------------------------
 
     async def get_policy(self, name: QueueName) -> Policy:
@@ -500,6 +592,19 @@ def _held_task(
             f"({codec.from_us(row[3]).isoformat()}): the caller does not hold the task's lease."
         )
     return tuple(row)
+
+
+def _start(conn: sqlite3.Connection, queue: QueueName, row: Any, now: datetime) -> Task:
+    """Record the start of an attempt of the task in ``row`` (due_push_tasks columns)."""
+    task = codec.decode_task(queue, *row[1:])
+    status = task.status
+    attempt = Attempt(schedule_time=task.schedule_time, dispatch_time=now)
+    if status.first_attempt is None:
+        status.first_attempt = Attempt(dispatch_time=now)
+    status.last_attempt = attempt
+    status.dispatch_count += 1
+    conn.execute(SQL["start_attempt"], (codec.to_us(now), codec.encode_attempts(status), row[0]))
+    return task
 
 
 def _estimated_reply_bytes(task_id: str, payload: bytes) -> int:

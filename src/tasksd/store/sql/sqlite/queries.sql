@@ -143,3 +143,44 @@ UPDATE tasks SET schedule_us = ? WHERE id = ?
 -- delete_task_by_id --
 -- Remove one task.
 DELETE FROM tasks WHERE id = ?
+
+-- due_push_tasks --
+-- Due live tasks of a queue that have no attempt in flight, oldest schedule first.
+SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = ? AND schedule_us <= ? AND expire_us > ? AND attempt_us IS NULL
+ORDER BY schedule_us LIMIT ?
+
+-- next_due_us --
+-- The earliest schedule time of a queue's tasks without an attempt in flight.
+SELECT min(schedule_us) FROM tasks WHERE queue = ? AND expire_us > ? AND attempt_us IS NULL
+
+-- start_attempt --
+-- Record an attempt as sent: its dispatch time, one more dispatch, the attempt history.
+UPDATE tasks SET attempt_us = ?, dispatch_count = dispatch_count + 1, attempts = ? WHERE id = ?
+
+-- attempt_row --
+-- A task whose attempt started at a given time.
+SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = ? AND task_id = ? AND attempt_us = ?
+
+-- retry_task --
+-- A failed attempt: the next schedule time, counts and history; no attempt in flight.
+UPDATE tasks SET schedule_us = ?, attempt_us = NULL, response_count = ?, attempts = ? WHERE id = ?
+
+-- recover_in_flight --
+-- After a restart: attempts that were in flight are to be sent again.
+UPDATE tasks SET attempt_us = NULL WHERE attempt_us IS NOT NULL
+
+-- queue_configs --
+-- Every queue's configuration.
+SELECT config FROM queues
+
+-- get_meta --
+-- A server-wide value.
+SELECT value FROM meta WHERE key = ?
+
+-- add_meta --
+-- A server-wide value, unless one is there already.
+INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)
