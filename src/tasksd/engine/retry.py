@@ -20,11 +20,10 @@ def retry_delay(failed_attempts: int, config: RetryConfig) -> timedelta:
     doublings = config.max_doublings or 0
     step = max(1, failed_attempts) - 1
     if step <= doublings:
-        delay = config.min_backoff * (2**step)
+        delay = config.min_backoff * (1 << step)
     else:
-        delay = config.min_backoff * (2**doublings) * (1 + step - doublings)
-    longest: timedelta = config.max_backoff
-    return min(delay, longest)
+        delay = config.min_backoff * (1 << doublings) * (1 + step - doublings)
+    return min(delay, config.max_backoff)
 
 
 def should_retry(config: RetryConfig, attempts: int, first_attempt: datetime | None, now: datetime) -> bool:
