@@ -34,6 +34,13 @@ class Settings:
     config: str | None = None
     log_level: str = "info"
     sweep_interval_s: float = 30.0
+    oidc_issuer: str | None = None
+    """The ``iss`` of OIDC tokens; by default this server's own URL, where its JWKS is."""
+    app_engine_services: dict[str, str] = field(default_factory=dict)
+    """Base URL per App Engine service; others go to ``app_engine_url``."""
+    allowed_target_hosts: tuple[str, ...] | None = None
+    """When set, attempts go only to these hosts."""
+    trust_self_signed_targets: bool = False
     service: ServiceSettings = field(default_factory=ServiceSettings)
     queues: tuple[dict[str, Any], ...] = ()
 
@@ -87,6 +94,10 @@ def apply_config_file(settings: Settings, data: dict[str, Any], explicit: set[st
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError("locations must be a list of location ids.")
             service = replace(service, default_locations=tuple(value))
+        elif name == "lease_calls_per_second":
+            if not isinstance(value, int | float) or value < 0:
+                raise ConfigError("lease_calls_per_second must be a number >= 0 (0: no limit).")
+            service = replace(service, lease_calls_per_second=float(value))
         elif name == "queue_reuse_delay":
             service = replace(service, queue_reuse_delay=_duration(value, key))
         elif name == "queues":
@@ -94,6 +105,10 @@ def apply_config_file(settings: Settings, data: dict[str, Any], explicit: set[st
                 raise ConfigError("queues must be a list of Queue resources (mappings).")
             queues = tuple(value)
         else:
-            known = sorted(SERVER_KEYS | {"locations", "queue_reuse_delay", "queues"})
+            known = sorted(
+                SERVER_KEYS | {"locations", "queue_reuse_delay", "queues", "lease_calls_per_second"}
+            )
             raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(known)}.")
+    if "allowed_target_hosts" in server and server["allowed_target_hosts"] is not None:
+        server["allowed_target_hosts"] = tuple(server["allowed_target_hosts"])
     return replace(settings, service=service, queues=queues, **server)

@@ -13,14 +13,18 @@ import uvicorn
 from google.protobuf import json_format
 
 from tasksd.api.locations import LocationsApi
-from tasksd.api.rest.app import RestApp, RestVersion
+from tasksd.api.rest.app import Document, RestApp, RestVersion
 from tasksd.api.v2beta2.methods import REST_METHODS as V2BETA2_REST
 from tasksd.api.v2beta2.methods import V2Beta2Api
 from tasksd.clock import SystemClock
 from tasksd.config import ConfigError, Settings
+from tasksd.engine.dispatcher import Dispatcher
 from tasksd.model.errors import TasksError
 from tasksd.service import TasksService
 from tasksd.store import open_store
+from tasksd.targets.appengine import AppEngineUrls
+from tasksd.targets.sender import Sender
+from tasksd.targets.tokens import TokenIssuer, new_signing_key
 
 log = logging.getLogger("tasksd")
 
@@ -44,10 +48,29 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-def build_rest_app(service: TasksService) -> RestApp:
+def build_rest_app(service: TasksService, tokens: TokenIssuer | None = None) -> RestApp:
     locations = list(LocationsApi(service).rpcs().values())
     v2beta2 = list(V2Beta2Api(service).rpcs().values())
-    return RestApp([RestVersion("v2beta2", V2BETA2_REST, v2beta2 + locations)])
+    return RestApp([RestVersion("v2beta2", V2BETA2_REST, v2beta2 + locations)], token_documents(tokens))
+
+
+def token_documents(tokens: TokenIssuer | None) -> dict[str, Document]:
+    """The endpoints a task handler uses to check tokens: OIDC discovery, JWKS, tokeninfo."""
+    if tokens is None:
+        return {}
+
+    def token_info(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        info = tokens.token_info(query.get("access_token", ""))
+        if info is None:
+            return 400, {"error": "invalid_token", "error_description": "Invalid Value"}
+        return 200, info
+
+    return {
+        "/.well-known/openid-configuration": lambda query: (200, tokens.openid_configuration()),
+        "/.well-known/jwks.json": lambda query: (200, tokens.jwks()),
+        "/oauth2/v3/certs": lambda query: (200, tokens.jwks()),
+        "/oauth2/v3/tokeninfo": token_info,
+    }
 
 
 async def declare_queues(service: TasksService, queues: tuple[dict[str, Any], ...]) -> None:
@@ -79,11 +102,22 @@ async def _sweep_forever(service: TasksService, interval_s: float) -> None:
 
 async def serve(settings: Settings) -> None:
     store = await open_store(settings.db)
+    sender = Sender(
+        verify_tls=not settings.trust_self_signed_targets,
+        allowed_hosts=frozenset(settings.allowed_target_hosts) if settings.allowed_target_hosts else None,
+    )
+    dispatcher: Dispatcher | None = None
     try:
-        service = TasksService(store, SystemClock(), settings.service)
+        clock = SystemClock()
+        key = await store.get_or_add_meta("oidc_signing_key", new_signing_key)
+        tokens = TokenIssuer(key, settings.oidc_issuer or f"http://{settings.host}:{settings.http_port}")
+        urls = AppEngineUrls(settings.app_engine_url, dict(settings.app_engine_services))
+        dispatcher = Dispatcher(store, clock, sender, tokens, urls)
+        service = TasksService(store, clock, settings.service, dispatcher)
         await declare_queues(service, settings.queues)
+        await dispatcher.start()
         config = uvicorn.Config(
-            build_rest_app(service),
+            build_rest_app(service, tokens),
             host=settings.host,
             port=settings.http_port,
             lifespan="off",
@@ -106,4 +140,7 @@ async def serve(settings: Settings) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
     finally:
+        if dispatcher is not None:
+            await dispatcher.stop()
+        await sender.close()
         await store.close()

@@ -7,7 +7,7 @@ every field filled in by the service.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -71,6 +71,13 @@ class AppEngineRouting:
     version: str = ""
     instance: str = ""
     host: str = ""
+
+
+def with_host(routing: AppEngineRouting, project: str) -> AppEngineRouting:
+    """The routing with its output-only ``host`` computed as the API documents:
+    ``[instance.][version.][service.]PROJECT.appspot.com``."""
+    parts = [p for p in (routing.instance, routing.version, routing.service) if p]
+    return replace(routing, host=".".join([*parts, f"{project}.appspot.com"]))
 
 
 @dataclass(slots=True)

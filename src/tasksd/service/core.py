@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from tasksd.clock import Clock
+from tasksd.engine.dispatcher import Dispatcher
 from tasksd.engine.ratelimit import Limiter
 from tasksd.model.errors import (
     AlreadyExists,
+    FailedPrecondition,
     InvalidArgument,
     LocationNotFound,
     QueueNotFound,
@@ -20,7 +22,7 @@ from tasksd.model.iam import Policy
 from tasksd.model.location import Location
 from tasksd.model.names import LocationName, ProjectName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
-from tasksd.model.task import Task
+from tasksd.model.task import PullMessage, Task
 from tasksd.service import iam, leases
 from tasksd.service.paging import check_page_size, make_token, read_token
 from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
@@ -61,10 +63,17 @@ class _Matches:
 
 
 class TasksService:
-    def __init__(self, store: Store, clock: Clock, settings: ServiceSettings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: ServiceSettings | None = None,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings or ServiceSettings()
+        self.dispatcher = dispatcher
         rate = self.settings.lease_calls_per_second
         self._lease_limiter = Limiter(rate, capacity=max(rate, 1.0))
 
@@ -177,7 +186,10 @@ class TasksService:
         return await self._set_state(name, QueueState.PAUSED)
 
     async def resume_queue(self, name: QueueName) -> Queue:
-        return await self._set_state(name, QueueState.RUNNING)
+        queue = await self._set_state(name, QueueState.RUNNING)
+        if self.dispatcher is not None and queue.kind is QueueKind.PUSH:
+            self.dispatcher.notify(name)
+        return queue
 
     async def _set_state(self, name: QueueName, state: QueueState) -> Queue:
         def change(stored: Queue | None) -> Queue:
@@ -213,7 +225,23 @@ class TasksService:
     async def create_task(self, parent: QueueName, task: Task) -> Task:
         """Raises: QueueNotFound, InvalidArgument, AlreadyExists."""
         now = self.clock.now()
-        return await self.store.insert_task(parent, lambda queue: prepare_task(queue, parent, task, now), now)
+        created = await self.store.insert_task(
+            parent, lambda queue: prepare_task(queue, parent, task, now), now
+        )
+        if self.dispatcher is not None and not isinstance(created.payload, PullMessage):
+            self.dispatcher.notify(parent)
+        return created
+
+    async def run_task(self, name: TaskName) -> Task:
+        """Dispatch a push task now, even when its queue is paused or rate-limited.
+
+        Raises:
+            NotFound: the task does not exist (or already succeeded or permanently failed).
+            FailedPrecondition: a pull task, or a server without push dispatch.
+        """
+        if self.dispatcher is None:
+            raise FailedPrecondition("This server does not dispatch tasks (push dispatch is off).")
+        return await self.dispatcher.run_task(name)
 
     async def get_task(self, name: TaskName) -> Task:
         return await self.store.get_task(name, self.clock.now())

@@ -10,12 +10,12 @@ from typing import Any
 
 from tasksd.model.errors import InvalidArgument
 from tasksd.model.queue import (
-    AppEngineRouting,
     HttpTarget,
     Queue,
     QueueKind,
     RateLimits,
     RetryConfig,
+    with_host,
 )
 
 MAX_DISPATCHES_PER_SECOND = 500.0
@@ -196,13 +196,6 @@ def check_header(key: str, value: str, field: str) -> None:
         raise InvalidArgument(f"{field}: {key!r} is not a valid HTTP header name.")
     if "\r" in value or "\n" in value or "\0" in value:
         raise InvalidArgument(f"{field}: the value of header {key!r} contains a line break.")
-
-
-def with_host(routing: AppEngineRouting, project: str) -> AppEngineRouting:
-    """The routing with its output-only ``host`` computed as the API documents."""
-    parts = [p for p in (routing.instance, routing.version, routing.service) if p]
-    host = ".".join([*parts, f"{project}.appspot.com"])
-    return replace(routing, host=host)
 
 
 def apply_mask(stored: Queue, given: Queue, paths: list[str]) -> Queue:

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 
 from tasksd.model.errors import InvalidArgument
 from tasksd.model.names import QueueName
-from tasksd.model.queue import HttpMethod, Queue, QueueKind
+from tasksd.model.queue import HttpMethod, Queue, QueueKind, with_host
 from tasksd.model.task import AppEngineHttpRequest, HttpRequest, PullMessage, Task, TaskStatus
-from tasksd.service.queues import check_header, complete_retry_config, with_host
+from tasksd.service.queues import check_header, complete_retry_config
 
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 MAX_URL_LENGTH = 2083

@@ -32,6 +32,8 @@ from tasksd.model.errors import Internal, InvalidArgument, NotFound, TasksError,
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
+Document = Callable[[dict[str, str]], tuple[int, dict[str, Any]]]
+"""A GET endpoint outside the API (OIDC discovery, JWKS, tokeninfo): query → (status, JSON)."""
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -65,8 +67,9 @@ class RestVersion:
 class RestApp:
     """The ASGI application serving every registered version, /healthz and discovery docs."""
 
-    def __init__(self, versions: list[RestVersion]) -> None:
+    def __init__(self, versions: list[RestVersion], documents: dict[str, Document] | None = None) -> None:
         self.versions = {v.version: v for v in versions}
+        self.documents = documents or {}
         self.routes: list[Route] = [r for v in versions for r in v.routes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,6 +79,12 @@ class RestApp:
         method: str = scope["method"]
         if path == "/healthz":
             await _reply(send, 200, b'{"status": "SERVING"}')
+            return
+        document = self.documents.get(path) if method == "GET" else None
+        if document is not None:
+            query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+            status, content = document(query)
+            await _reply(send, status, json.dumps(content).encode())
             return
         if method == "GET" and (path == "/$discovery/rest" or path.startswith("/discovery/v1/apis/")):
             await self._discovery(scope, send)

@@ -180,6 +180,10 @@ class V2Beta2Api:
         task = await self.service.cancel_lease(_task_name(request.name), held)
         return m.task_to_pb(task, m.view_from_pb(request.response_view))
 
+    async def RunTask(self, request: Message) -> Message:
+        task = await self.service.run_task(_task_name(request.name))
+        return m.task_to_pb(task, m.view_from_pb(request.response_view))
+
     async def not_yet(self, request: Message) -> Message:
         raise Unimplemented(
             f"{type(request).DESCRIPTOR.name.removesuffix('Request')} is not implemented in tasksd yet."

@@ -1,0 +1,265 @@
+"""Push dispatch: one worker per running push queue sends due tasks to their targets.
+
+A worker claims due tasks only as the queue's token bucket (``max_dispatches_per_second``,
+``max_burst_size``) and concurrency cap (``max_concurrent_dispatches``) allow. Each claim
+records the attempt in the store before it is sent, so a crash can repeat an attempt but
+never lose a task; on start, attempts left in flight are made due again. An attempt that
+fails is scheduled again by the retry policy (task-level retry config first), or the task is
+deleted when retries are exhausted. 503 from App Engine, and 429/503 from HTTP targets, slow
+the whole queue down for a while (congestion control) and Retry-After is honoured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from tasksd.clock import Clock
+from tasksd.engine.ratelimit import Bucket, refill
+from tasksd.engine.retry import retry_delay, should_retry
+from tasksd.model.errors import Code
+from tasksd.model.names import QueueName, TaskName
+from tasksd.model.queue import Queue, QueueKind, QueueState
+from tasksd.model.task import AppEngineHttpRequest, AttemptResult, HttpRequest, ResponseStatus, Task
+from tasksd.store.base import Store
+from tasksd.targets.appengine import AppEngineUrls, app_engine_outbound
+from tasksd.targets.http import http_outbound
+from tasksd.targets.outbound import History
+from tasksd.targets.sender import Reply, Sender
+from tasksd.targets.tokens import TokenIssuer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEADLINE = timedelta(minutes=10)
+MAX_CLAIM = 500
+MIN_THROTTLE = 1 / 64
+RECOVERY_PER_SUCCESS = 1.05
+
+_HTTP_TO_CODE = {
+    400: Code.INVALID_ARGUMENT,
+    401: Code.UNAUTHENTICATED,
+    403: Code.PERMISSION_DENIED,
+    404: Code.NOT_FOUND,
+    409: Code.ABORTED,
+    412: Code.FAILED_PRECONDITION,
+    416: Code.OUT_OF_RANGE,
+    429: Code.RESOURCE_EXHAUSTED,
+    499: Code.CANCELLED,
+    500: Code.INTERNAL,
+    501: Code.UNIMPLEMENTED,
+    503: Code.UNAVAILABLE,
+    504: Code.DEADLINE_EXCEEDED,
+}
+
+
+def response_status(reply: Reply) -> ResponseStatus:
+    """The google.rpc.Status an attempt's reply is recorded as."""
+    if reply.status == 0:
+        code = Code.DEADLINE_EXCEEDED if "deadline" in reply.reason else Code.UNAVAILABLE
+        return ResponseStatus(int(code), reply.reason)
+    if 200 <= reply.status < 300:
+        return ResponseStatus(int(Code.OK), reply.reason)
+    code = _HTTP_TO_CODE.get(reply.status, Code.UNKNOWN if reply.status >= 500 else Code.FAILED_PRECONDITION)
+    return ResponseStatus(int(code), f"HTTP {reply.status} {reply.reason}".strip())
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        sender: Sender,
+        tokens: TokenIssuer,
+        app_engine: AppEngineUrls,
+        *,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.sender = sender
+        self.tokens = tokens
+        self.app_engine = app_engine
+        self.poll_interval_s = poll_interval_s
+        self._workers: dict[str, _QueueWorker] = {}
+        self._attempts: set[asyncio.Task[None]] = set()
+        self._supervisor: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        recovered = await self.store.recover_in_flight()
+        if recovered:
+            log.info("%d attempts were in flight at the last stop; they will be sent again", recovered)
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._supervisor, *(w.task for w in self._workers.values())) if t]
+        tasks += list(self._attempts)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._workers.clear()
+
+    def notify(self, queue: QueueName) -> None:
+        """A task of the queue may have fallen due, or the queue resumed: look now."""
+        worker = self._workers.get(queue.path)
+        if worker is None or worker.task.done():
+            self._workers[queue.path] = _QueueWorker(self, queue)
+        else:
+            worker.wake.set()
+
+    async def run_task(self, name: TaskName) -> Task:
+        """Dispatch one task now, whatever its queue's state and rate limits (RunTask)."""
+        queue, task = await self.store.start_attempt(name, self.clock.now())
+        self._spawn(queue, task, None)
+        return task
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                for queue in await self.store.queue_configs():
+                    if queue.kind is QueueKind.PUSH and queue.state is QueueState.RUNNING:
+                        worker = self._workers.get(queue.name.path)
+                        if worker is None or worker.task.done():
+                            self.notify(queue.name)
+            except Exception:
+                log.exception("dispatch supervisor failed; retrying")
+            await asyncio.sleep(self.poll_interval_s)
+
+    def _spawn(self, queue: Queue, task: Task, worker: _QueueWorker | None) -> None:
+        attempt = asyncio.create_task(self._attempt(queue, task, worker))
+        self._attempts.add(attempt)
+        attempt.add_done_callback(self._attempts.discard)
+
+    async def _attempt(self, queue: Queue, task: Task, worker: _QueueWorker | None) -> None:
+        assert task.name is not None and task.status.last_attempt is not None
+        started = task.status.last_attempt.dispatch_time
+        assert started is not None
+        try:
+            reply = await self._send(queue, task)
+            now = self.clock.now()
+            result = self._result(queue, task, reply, now)
+            await self.store.finish_attempt(task.name, started, result, now)
+            if worker is not None:
+                worker.observe(queue, task, reply)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("attempt of %s failed unexpectedly; it is retried after a restart", task.name.path)
+        finally:
+            if worker is not None:
+                worker.attempt_done()
+
+    async def _send(self, queue: Queue, task: Task) -> Reply:
+        history = History.of(task)
+        deadline = (task.dispatch_deadline or DEFAULT_DEADLINE).total_seconds()
+        if isinstance(task.payload, HttpRequest):
+            outbound = http_outbound(task, queue, history, self.tokens)
+        elif isinstance(task.payload, AppEngineHttpRequest):
+            outbound = app_engine_outbound(task, queue, history, self.app_engine)
+        else:
+            return Reply(0, "Pull tasks are not dispatched.")
+        return await self.sender.send(outbound, deadline)
+
+    @staticmethod
+    def _result(queue: Queue, task: Task, reply: Reply, now: datetime) -> AttemptResult:
+        http_target = isinstance(task.payload, HttpRequest)
+        executed = reply.status != 0 and (reply.status < 500 or not http_target)
+        status = response_status(reply)
+        if 200 <= reply.status < 300:
+            return AttemptResult(now, reply.status, status, executed, None)
+        config = task.retry_config or queue.retry_config
+        first = task.status.first_attempt.dispatch_time if task.status.first_attempt else None
+        attempts = task.status.dispatch_count
+        if not should_retry(config, attempts, first, now):
+            return AttemptResult(now, reply.status, status, executed, None)
+        delay = retry_delay(attempts, config)
+        if reply.retry_after_s is not None:
+            delay = max(delay, timedelta(seconds=min(reply.retry_after_s, 3600)))
+        return AttemptResult(now, reply.status, status, executed, now + delay)
+
+
+class _QueueWorker:
+    """Claims and sends one queue's due tasks within its rate and concurrency limits."""
+
+    def __init__(self, dispatcher: Dispatcher, name: QueueName) -> None:
+        self.dispatcher = dispatcher
+        self.name = name
+        self.wake = asyncio.Event()
+        self.in_flight = 0
+        self.bucket: Bucket | None = None
+        self.throttle = 1.0
+        self.paused_until: datetime | None = None
+        self.task = asyncio.create_task(self._run())
+
+    def attempt_done(self) -> None:
+        self.in_flight -= 1
+        self.wake.set()
+
+    def observe(self, queue: Queue, task: Task, reply: Reply) -> None:
+        """Congestion control: back off on 503 (App Engine) or 429/503 (HTTP targets)."""
+        http_target = isinstance(task.payload, HttpRequest)
+        congested = reply.status == 503 or (http_target and reply.status == 429)
+        if congested:
+            self.throttle = max(MIN_THROTTLE, self.throttle / 2)
+            if reply.retry_after_s:
+                pause = timedelta(seconds=min(reply.retry_after_s, 60))
+                self.paused_until = self.dispatcher.clock.now() + pause
+        elif reply.status != 0 and reply.status < 500:
+            self.throttle = min(1.0, self.throttle * RECOVERY_PER_SUCCESS)
+
+    async def _run(self) -> None:
+        store, clock = self.dispatcher.store, self.dispatcher.clock
+        queue: Queue | None = None
+        next_due: datetime | None = None
+        while True:
+            self.wake.clear()
+            now = clock.now()
+            wanted = self._wanted(queue, now) if queue is not None else 0
+            if queue is None or wanted > 0:
+                # One store call answers the queue's configuration, due tasks and next due time.
+                claim = await store.claim_tasks(self.name, wanted, now)
+                queue, next_due = claim.queue, claim.next_due
+                if queue is None or queue.kind is not QueueKind.PUSH or queue.state is not QueueState.RUNNING:
+                    return  # the supervisor or a notify starts a new worker when it runs again
+                for task in claim.tasks:
+                    self.in_flight += 1
+                    self.dispatcher._spawn(queue, task, self)
+                if self.bucket is not None:
+                    self.bucket = replace(self.bucket, tokens=self.bucket.tokens - len(claim.tasks))
+                if claim.tasks:
+                    continue
+                if wanted == 0:
+                    continue  # the configuration is known now: work out what may be claimed
+            await self._sleep(queue, now, next_due)
+
+    def _wanted(self, queue: Queue, now: datetime) -> int:
+        """How many tasks the rate and concurrency limits let this worker claim now."""
+        if self.paused_until is not None and now < self.paused_until:
+            return 0
+        limits = queue.rate_limits
+        rate = (limits.max_dispatches_per_second or 0.0) * self.throttle
+        burst = float(limits.max_burst_size or 1)
+        self.bucket = (
+            refill(self.bucket, now, rate=rate, capacity=burst) if self.bucket else Bucket(burst, now)
+        )
+        free = (limits.max_concurrent_dispatches or 1) - self.in_flight
+        return max(0, min(int(self.bucket.tokens), free, MAX_CLAIM))
+
+    async def _sleep(self, queue: Queue, now: datetime, next_due: datetime | None) -> None:
+        waits = [self.dispatcher.poll_interval_s]
+        limits = queue.rate_limits
+        rate = (limits.max_dispatches_per_second or 0.0) * self.throttle
+        free = (limits.max_concurrent_dispatches or 1) - self.in_flight
+        if self.paused_until is not None and now < self.paused_until:
+            waits.append((self.paused_until - now).total_seconds())
+        elif next_due is not None and free > 0:
+            due_in = (next_due - now).total_seconds()
+            tokens = self.bucket.tokens if self.bucket else 0.0
+            token_in = (1.0 - tokens) / rate if tokens < 1.0 and rate > 0 else 0.0
+            waits.append(max(due_in, token_in))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=max(0.0005, min(waits)))

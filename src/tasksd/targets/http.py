@@ -1,0 +1,89 @@
+"""HTTP targets: the task's HttpRequest with the queue's HttpTarget overrides applied."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from tasksd.model.queue import (
+    HttpMethod,
+    HttpTarget,
+    OAuthToken,
+    OidcToken,
+    Queue,
+    UriOverride,
+    UriOverrideEnforceMode,
+)
+from tasksd.model.task import HttpRequest, Task
+from tasksd.targets.outbound import History, Outbound, without
+from tasksd.targets.tokens import TokenIssuer
+
+USER_AGENT = "Google-Cloud-Tasks"
+_REPLACED = {"host", "content-length", "user-agent"}
+_RESERVED = ("x-cloudtasks-", "x-google-", "x-appengine-")
+
+
+def apply_uri_override(url: str, override: UriOverride | None) -> str:
+    """The task URL with the queue's override applied (ALWAYS unless IF_NOT_EXISTS)."""
+    if override is None:
+        return url
+    parts = urlsplit(url)
+    only_missing = override.enforce_mode is UriOverrideEnforceMode.IF_NOT_EXISTS
+    scheme = parts.scheme
+    if override.scheme is not None and not (only_missing and scheme):
+        scheme = override.scheme.value.lower()
+    host = parts.hostname or ""
+    if override.host is not None and not (only_missing and host):
+        host = override.host
+    port = parts.port
+    if override.port is not None and not (only_missing and port):
+        port = override.port or None
+    path = parts.path
+    if override.path is not None and not (only_missing and path):
+        path = override.path
+    query = parts.query
+    if override.query is not None and not (only_missing and query):
+        query = override.query
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def http_outbound(task: Task, queue: Queue, history: History, tokens: TokenIssuer) -> Outbound:
+    request = task.payload
+    assert isinstance(request, HttpRequest)
+    target = queue.http_target or HttpTarget()
+    url = apply_uri_override(request.url, target.uri_override)
+    method = target.http_method or request.http_method or HttpMethod.POST
+    merged = dict(request.headers)
+    for override in target.header_overrides:
+        for key in [k for k in merged if k.lower() == override.key.lower()]:
+            del merged[key]
+        merged[override.key] = override.value
+    headers = without(merged, _REPLACED, _RESERVED)
+    headers.append(("User-Agent", USER_AGENT))
+    headers += [
+        ("X-CloudTasks-QueueName", history.queue_id),
+        ("X-CloudTasks-TaskName", history.task_id),
+        ("X-CloudTasks-TaskRetryCount", str(history.retry_count)),
+        ("X-CloudTasks-TaskExecutionCount", str(history.execution_count)),
+        ("X-CloudTasks-TaskETA", history.eta_header),
+    ]
+    if history.previous_status is not None:
+        # A previous attempt that got no response is reported as a gateway timeout.
+        headers.append(("X-CloudTasks-TaskPreviousResponse", str(history.previous_status or 504)))
+    authorization = _authorization(target, request, url, tokens)
+    if authorization is not None:
+        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+        headers.append(("Authorization", authorization))
+    body = request.body if method in (HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH) else b""
+    return Outbound(method.value, url, headers, body, follow_redirects=True)
+
+
+def _authorization(target: HttpTarget, request: HttpRequest, url: str, tokens: TokenIssuer) -> str | None:
+    oauth: OAuthToken | None = target.oauth_token or (request.oauth_token if not target.oidc_token else None)
+    oidc: OidcToken | None = target.oidc_token or (request.oidc_token if not target.oauth_token else None)
+    if oidc is not None:
+        audience = oidc.audience or url
+        return f"Bearer {tokens.oidc_token(oidc.service_account_email, audience)}"
+    if oauth is not None:
+        return f"Bearer {tokens.access_token(oauth.service_account_email, oauth.scope)}"
+    return None

@@ -1,0 +1,57 @@
+"""The request an attempt sends, and the task history its headers report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tasksd.model.task import Task
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    follow_redirects: bool
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the X-CloudTasks-* / X-AppEngine-* headers of one attempt say."""
+
+    queue_id: str
+    task_id: str
+    retry_count: int
+    """Attempts before this one (failures included)."""
+    execution_count: int
+    eta: datetime
+    previous_status: int | None
+    """HTTP status of the previous attempt (0: it got no response); None on a first attempt."""
+
+    @classmethod
+    def of(cls, task: Task) -> History:
+        """The history of a task whose attempt has just been started."""
+        assert task.name is not None and task.schedule_time is not None
+        status = task.status
+        retries = max(0, status.dispatch_count - 1)
+        return cls(
+            queue_id=task.name.queue,
+            task_id=task.name.task,
+            retry_count=retries,
+            execution_count=status.execution_count,
+            eta=task.schedule_time,
+            previous_status=(status.last_http_status or 0) if retries else None,
+        )
+
+    @property
+    def eta_header(self) -> str:
+        return f"{self.eta.timestamp():.6f}"
+
+
+def without(headers: dict[str, str], names: set[str], prefixes: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The headers whose lower-cased name is neither in ``names`` nor starts with a prefix."""
+    return [
+        (k, v) for k, v in headers.items() if k.lower() not in names and not k.lower().startswith(prefixes)
+    ]
