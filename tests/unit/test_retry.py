@@ -12,8 +12,12 @@ from tasksd.model.queue import RetryConfig
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def config(min_s: float, max_s: float, doublings: int, attempts: int = 100, duration_s: float = 0) -> RetryConfig:
-    return RetryConfig(attempts, timedelta(seconds=duration_s), timedelta(seconds=min_s), timedelta(seconds=max_s), doublings)
+def config(
+    min_s: float, max_s: float, doublings: int, attempts: int = 100, duration_s: float = 0
+) -> RetryConfig:
+    return RetryConfig(
+        attempts, timedelta(seconds=duration_s), timedelta(seconds=min_s), timedelta(seconds=max_s), doublings
+    )
 
 
 @pytest.mark.parametrize(
