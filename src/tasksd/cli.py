@@ -105,7 +105,6 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per dispatched attempt otherwise
     from tasksd.server import serve as run
 
     try:

@@ -1,4 +1,8 @@
-"""Sending one attempt over HTTP, bounded by its dispatch deadline."""
+"""Sending one attempt over HTTP (aiohttp), bounded by its dispatch deadline.
+
+aiohttp rather than httpx: httpx's pool checks every pooled connection on every request,
+which made dispatch to one busy host quadratic (measured: ~110 attempts/s at 500/s).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 from tasksd.targets.outbound import Outbound
 
@@ -24,40 +28,45 @@ class Reply:
 
 class Sender:
     def __init__(self, *, verify_tls: bool = True, allowed_hosts: frozenset[str] | None = None) -> None:
-        # trust_env=False: proxy variables of the server's environment must not redirect tasks.
-        self._client = httpx.AsyncClient(
-            verify=verify_tls,
-            trust_env=False,
-            timeout=None,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=1000),
-        )
+        self._verify = verify_tls
         self._allowed = allowed_hosts
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # trust_env=False: proxy variables of the server's environment must not redirect tasks.
+            connector = aiohttp.TCPConnector(limit=0, ssl=self._verify)
+            self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, auto_decompress=False, skip_auto_headers=("User-Agent",)
+            )
+        return self._session
 
     async def send(self, request: Outbound, deadline_s: float) -> Reply:
         host = urlsplit(request.url).hostname or ""
         if self._allowed is not None and host not in self._allowed:
             return Reply(0, f"The target host {host!r} is not in the allowed list of this server.")
         try:
-            response = await asyncio.wait_for(
-                self._client.request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    content=request.body or None,
-                    follow_redirects=request.follow_redirects,
-                ),
-                timeout=deadline_s,
-            )
+            async with self._client().request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body or None,
+                allow_redirects=request.follow_redirects,
+                timeout=aiohttp.ClientTimeout(total=deadline_s),
+            ) as response:
+                await response.read()
+                return Reply(
+                    response.status, response.reason or "", _retry_after(response.headers.get("Retry-After"))
+                )
         except TimeoutError:
             return Reply(0, f"No response within the dispatch deadline ({deadline_s:g}s).")
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
             return Reply(0, f"{type(exc).__name__}: {exc}".rstrip(": "))
-        return Reply(
-            response.status_code, response.reason_phrase, _retry_after(response.headers.get("retry-after"))
-        )
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            await asyncio.sleep(0)
 
 
 def _retry_after(value: str | None) -> float | None:
