@@ -477,14 +477,16 @@ class SqliteStore:
             if row is None:
                 return
             queue_id, config = row[0], row[1]
-            found = conn.execute(SQL["attempt_row"], (queue_id, name.task, codec.to_us(started))).fetchone()
+            started_us = codec.to_us(started)
+            if result.next_schedule_time is None:
+                gone = conn.execute(SQL["delete_attempted"], (queue_id, name.task, started_us)).rowcount
+                if gone:
+                    until = _tombstone_until(codec.decode_queue(config), now)
+                    conn.execute(SQL["put_tombstone"], (queue_id, name.task, until))
+                return
+            found = conn.execute(SQL["attempt_row"], (queue_id, name.task, started_us)).fetchone()
             if found is None:
                 return  # deleted, purged or re-run meanwhile: this attempt no longer counts
-            if result.next_schedule_time is None:
-                conn.execute(SQL["delete_task_by_id"], (found[0],))
-                until = _tombstone_until(codec.decode_queue(config), now)
-                conn.execute(SQL["put_tombstone"], (queue_id, name.task, until))
-                return
             task = codec.decode_task(name.queue_name, *found[1:])
             status = task.status
             got_response = result.http_status != 0

@@ -16,6 +16,8 @@ import aiohttp
 
 from tasksd.targets.outbound import Outbound
 
+CONNECTIONS_PER_HOST = 256
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -35,7 +37,9 @@ class Sender:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             # trust_env=False: proxy variables of the server's environment must not redirect tasks.
-            connector = aiohttp.TCPConnector(limit=0, ssl=self._verify)
+            # Connections are reused per host; beyond this many at once, attempts wait for one
+            # (opening thousands of connections to one host cost more than the requests).
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST, ssl=self._verify)
             self._session = aiohttp.ClientSession(
                 connector=connector, trust_env=False, auto_decompress=False, skip_auto_headers=("User-Agent",)
             )

@@ -184,3 +184,7 @@ SELECT value FROM meta WHERE key = ?
 -- add_meta --
 -- A server-wide value, unless one is there already.
 INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)
+
+-- delete_attempted --
+-- Remove a task whose attempt started at a given time (it succeeded or ran out of retries).
+DELETE FROM tasks WHERE queue = ? AND task_id = ? AND attempt_us = ?
