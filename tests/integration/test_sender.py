@@ -1,0 +1,75 @@
+"""One attempt on the wire: deadline, allow-list, and how replies are recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tasksd.engine.dispatcher import response_status
+from tasksd.model.errors import Code
+from tasksd.targets.outbound import Outbound
+from tasksd.targets.sender import Reply, Sender
+from tests.integration.sink import Answer, Sink
+
+
+@pytest.fixture(scope="module")
+def sink() -> Sink:
+    return Sink()
+
+
+def post(url: str) -> Outbound:
+    return Outbound("POST", url, [("X-A", "1")], b"x", follow_redirects=True)
+
+
+def test_deadline_cuts_a_slow_handler(sink: Sink) -> None:
+    sink.script("/slow", Answer(200, delay_s=3))
+
+    async def attempt() -> tuple[Reply, float]:
+        sender = Sender()
+        begin = time.monotonic()
+        try:
+            return await sender.send(post(sink.url + "/slow"), deadline_s=0.5), time.monotonic() - begin
+        finally:
+            await sender.close()
+
+    reply, took = asyncio.run(attempt())
+    assert reply.status == 0 and "deadline" in reply.reason
+    assert took < 2.5
+    assert response_status(reply).code == Code.DEADLINE_EXCEEDED
+
+
+def test_allow_list_and_connection_errors(sink: Sink) -> None:
+    async def attempts() -> tuple[Reply, Reply]:
+        sender = Sender(allowed_hosts=frozenset({"localhost"}))
+        open_sender = Sender()
+        try:
+            refused = await sender.send(post(sink.url + "/x"), deadline_s=5)
+            nobody = await open_sender.send(post("http://127.0.0.1:9/nothing"), deadline_s=5)
+            return refused, nobody
+        finally:
+            await sender.close()
+            await open_sender.close()
+
+    refused, nobody = asyncio.run(attempts())
+    assert refused.status == 0 and "not in the allowed list" in refused.reason
+    assert nobody.status == 0 and response_status(nobody).code == Code.UNAVAILABLE
+    assert sink.on("/x") == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (200, Code.OK),
+        (204, Code.OK),
+        (404, Code.NOT_FOUND),
+        (429, Code.RESOURCE_EXHAUSTED),
+        (503, Code.UNAVAILABLE),
+        (500, Code.INTERNAL),
+        (502, Code.UNKNOWN),
+        (418, Code.FAILED_PRECONDITION),
+    ],
+)
+def test_reply_to_rpc_status(status: int, code: Code) -> None:
+    assert response_status(Reply(status, "x")).code == code
