@@ -14,6 +14,7 @@ from google.protobuf import json_format
 
 from tasksd.api.locations import LocationsApi
 from tasksd.api.rest.app import Document, RestApp, RestVersion
+from tasksd.api.v2beta2.methods import REST_ALIASES as V2BETA2_ALIASES
 from tasksd.api.v2beta2.methods import REST_METHODS as V2BETA2_REST
 from tasksd.api.v2beta2.methods import V2Beta2Api
 from tasksd.clock import SystemClock
@@ -51,7 +52,8 @@ class _Server(uvicorn.Server):
 def build_rest_app(service: TasksService, tokens: TokenIssuer | None = None) -> RestApp:
     locations = list(LocationsApi(service).rpcs().values())
     v2beta2 = list(V2Beta2Api(service).rpcs().values())
-    return RestApp([RestVersion("v2beta2", V2BETA2_REST, v2beta2 + locations)], token_documents(tokens))
+    versions = [RestVersion("v2beta2", V2BETA2_REST, v2beta2 + locations, V2BETA2_ALIASES)]
+    return RestApp(versions, token_documents(tokens))
 
 
 def token_documents(tokens: TokenIssuer | None) -> dict[str, Document]:

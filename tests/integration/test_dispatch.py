@@ -338,3 +338,36 @@ def test_kill_9_mid_dispatch_loses_nothing(sink: Sink, tmp_path: Path) -> None:
     delivered = {r.headers["X-CloudTasks-TaskName"] for r in sink.on(path)}
     assert {n.rsplit("/", 1)[1] for n in names} <= delivered  # every task reached its handler
     server.stop()
+
+
+def test_buffer_creates_http_tasks(api: Any, sink: Sink, dispatching: Server) -> None:
+    path = unique_path()
+    port = int(sink.url.rsplit(":", 1)[1])
+    queue = new_queue(
+        api,
+        httpTarget={
+            "uriOverride": {
+                "scheme": "HTTP",
+                "host": "127.0.0.1",
+                "port": str(port),
+                "pathOverride": {"path": path},
+            }
+        },
+    )
+    tasks = api.projects().locations().queues().tasks()
+    named = tasks.buffer(
+        queue=queue,
+        taskId="buf1",
+        body={"body": {"contentType": "application/json", "data": base64.b64encode(b'{"a":1}').decode()}},
+    ).execute()
+    assert named["task"]["name"] == f"{queue}/tasks/buf1"
+    auto = httpx.post(f"{dispatching.url}/v2beta2/{queue}/tasks:buffer", json={"body": {"data": "eA=="}})
+    assert auto.status_code == 200 and auto.json()["task"]["name"].startswith(f"{queue}/tasks/")
+    sink.wait(lambda: len(sink.on(path)) == 2)
+    bodies = sorted(r.body for r in sink.on(path))
+    assert bodies == [b"x", b'{"a":1}']
+    assert any(r.headers.get("Content-Type") == "application/json" for r in sink.on(path))
+    plain = new_queue(api, httpTarget={})
+    with pytest.raises(HttpError) as info:
+        tasks.buffer(queue=plain, taskId="x", body={"body": {"data": "eA=="}}).execute()
+    assert info.value.status_code == 400 and "uri_override" in info.value.reason

@@ -21,13 +21,14 @@ from tasksd.model.errors import (
 from tasksd.model.iam import Policy
 from tasksd.model.location import Location
 from tasksd.model.names import LocationName, ProjectName, QueueName, TaskName
-from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
-from tasksd.model.task import PullMessage, Task
+from tasksd.model.queue import HttpMethod, Queue, QueueKind, QueueState, QueueStats
+from tasksd.model.task import HttpRequest, PullMessage, Task
 from tasksd.service import iam, leases
 from tasksd.service.paging import check_page_size, make_token, read_token
 from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
 from tasksd.service.tasks import prepare_task
 from tasksd.store.base import Lease, Store
+from tasksd.targets.http import apply_uri_override
 
 T = TypeVar("T")
 
@@ -231,6 +232,27 @@ class TasksService:
         if self.dispatcher is not None and not isinstance(created.payload, PullMessage):
             self.dispatcher.notify(parent)
         return created
+
+    async def buffer_task(self, queue: QueueName, task_id: str, body: bytes, content_type: str) -> Task:
+        """A new HTTP task whose request is ``body``, sent where the queue's HTTP target says.
+
+        Raises:
+            QueueNotFound; FailedPrecondition when the queue has no HTTP target with a URI
+            override naming a host; InvalidArgument, AlreadyExists as CreateTask.
+        """
+        stored = await self.store.get_queue(queue)
+        target = stored.http_target
+        if target is None or target.uri_override is None or not target.uri_override.host:
+            raise FailedPrecondition(
+                f"{queue.path} has no HTTP target with a uri_override host: BufferTask needs one "
+                "to know where to send the task."
+            )
+        url = apply_uri_override("https://placeholder/", replace(target.uri_override, enforce_mode=None))
+        headers = {"Content-Type": content_type} if content_type else {}
+        method = target.http_method or HttpMethod.POST
+        request = HttpRequest(url=url, http_method=method, headers=headers, body=body)
+        name = queue.task(task_id) if task_id else None
+        return await self.create_task(queue, Task(name=name, payload=request))
 
     async def run_task(self, name: TaskName) -> Task:
         """Dispatch a push task now, even when its queue is paused or rate-limited.

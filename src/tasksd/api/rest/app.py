@@ -57,11 +57,17 @@ _SNAKE = re.compile(r"_([a-z0-9])")
 class RestVersion:
     """One API version's REST surface: its discovery document and routes."""
 
-    def __init__(self, version: str, rest_methods: dict[str, tuple[str, str]], rpcs: list[Rpc]) -> None:
+    def __init__(
+        self,
+        version: str,
+        rest_methods: dict[str, tuple[str, str]],
+        rpcs: list[Rpc],
+        aliases: dict[str, list[str]] | None = None,
+    ) -> None:
         self.version = version
         self.discovery = load_discovery(version)
         table = {(rpc.service, rpc.name): rpc for rpc in rpcs}
-        self.routes = build_routes(self.discovery, rest_methods, table)
+        self.routes = build_routes(self.discovery, rest_methods, table, aliases)
 
 
 class RestApp:
@@ -204,9 +210,18 @@ def _build_request(
     if query:
         _parse(query, request)
     for name, value in params.items():
-        holder = request if name in request.DESCRIPTOR.fields_by_name else body_target
-        setattr(holder, name, value)
+        field = _field(request, name)
+        holder = request if field is not None else body_target
+        setattr(holder, field or _field(body_target, name) or name, value)
     return request
+
+
+def _field(message: Message, name: str) -> str | None:
+    """The field of ``message`` a path parameter names (by proto or JSON name)."""
+    fields = message.DESCRIPTOR.fields_by_name
+    if name in fields:
+        return name
+    return next((f.name for f in message.DESCRIPTOR.fields if f.json_name == name), None)
 
 
 def _body_field(request: Message, ref: str) -> str | None:

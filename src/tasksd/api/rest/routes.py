@@ -50,31 +50,43 @@ def _methods(resource: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def build_routes(
-    discovery: dict[str, Any], rest_methods: dict[str, tuple[str, str]], rpcs: dict[tuple[str, str], Rpc]
+    discovery: dict[str, Any],
+    rest_methods: dict[str, tuple[str, str]],
+    rpcs: dict[tuple[str, str], Rpc],
+    aliases: dict[str, list[str]] | None = None,
 ) -> list[Route]:
-    """One route per method of the discovery document, most specific path first."""
+    """One route per method of the discovery document (plus the ``aliases``: more path
+    templates of a method that its documentation names), most specific path first."""
     routes = []
     for method in _methods(discovery):
-        params = method.get("parameters", {})
-        target = rest_methods.get(method["id"])
-        routes.append(
-            Route(
-                method_id=method["id"],
-                http_method=method["httpMethod"],
-                regex=_template_regex(discovery.get("servicePath", "") + method["path"]),
-                path_params={
-                    name: re.compile(spec.get("pattern", "^[^/]+$"))
-                    for name, spec in params.items()
-                    if spec.get("location") == "path"
-                },
-                query_params={name: spec for name, spec in params.items() if spec.get("location") == "query"},
-                request_ref=method.get("request", {}).get("$ref"),
-                rpc=rpcs.get(target) if target else None,
-                suffix=method["path"].rsplit("}", 1)[-1],
-            )
-        )
+        for path in [method["path"], *(aliases or {}).get(method["id"], [])]:
+            routes.append(_route(discovery, dict(method, path=path), rest_methods, rpcs))
     routes.sort(key=lambda r: -len(r.regex.pattern))
     return routes
+
+
+def _route(
+    discovery: dict[str, Any],
+    method: dict[str, Any],
+    rest_methods: dict[str, tuple[str, str]],
+    rpcs: dict[tuple[str, str], Rpc],
+) -> Route:
+    params = method.get("parameters", {})
+    target = rest_methods.get(method["id"])
+    return Route(
+        method_id=method["id"],
+        http_method=method["httpMethod"],
+        regex=_template_regex(discovery.get("servicePath", "") + method["path"]),
+        path_params={
+            name: re.compile(spec.get("pattern", "^[^/]+$"))
+            for name, spec in params.items()
+            if spec.get("location") == "path"
+        },
+        query_params={name: spec for name, spec in params.items() if spec.get("location") == "query"},
+        request_ref=method.get("request", {}).get("$ref"),
+        rpc=rpcs.get(target) if target else None,
+        suffix=method["path"].rsplit("}", 1)[-1],
+    )
 
 
 def match(routes: list[Route], http_method: str, path: str) -> tuple[Route, dict[str, str]] | None:

@@ -14,9 +14,11 @@ from tasksd.api.filters import parse_filter
 from tasksd.api.iam import policy_from_pb, policy_to_pb
 from tasksd.api.rpc import Handler, Rpc
 from tasksd.api.v2beta2 import mapping as m
+from tasksd.api.v2beta2.buffer import BufferTaskRequest, BufferTaskResponse
 from tasksd.model.errors import InvalidArgument, Unimplemented
 from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue
+from tasksd.model.task import TaskView
 from tasksd.service import TasksService
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
@@ -184,6 +186,14 @@ class V2Beta2Api:
         task = await self.service.run_task(_task_name(request.name))
         return m.task_to_pb(task, m.view_from_pb(request.response_view))
 
+    async def BufferTask(self, request: Message) -> Message:
+        queue = _queue_name(request.queue, "queue")
+        task_id = request.task_id if request.task_id not in ("", "-") else ""
+        if task_id:
+            TaskName.parse(f"{queue.path}/tasks/{task_id}", "task_id")
+        task = await self.service.buffer_task(queue, task_id, request.body.data, request.body.content_type)
+        return BufferTaskResponse(task=m.task_to_pb(task, TaskView.BASIC))
+
     async def not_yet(self, request: Message) -> Message:
         raise Unimplemented(
             f"{type(request).DESCRIPTOR.name.removesuffix('Request')} is not implemented in tasksd yet."
@@ -237,6 +247,7 @@ _MESSAGES: dict[str, tuple[type[Message], type[Message]]] = {
     "RenewLease": (ct.RenewLeaseRequest.pb(), m.TaskPb),
     "CancelLease": (ct.CancelLeaseRequest.pb(), m.TaskPb),
     "RunTask": (ct.RunTaskRequest.pb(), m.TaskPb),
+    "BufferTask": (BufferTaskRequest, BufferTaskResponse),
 }
 
 # Discovery-document method ids of the REST surface → RPC names (service, rpc).
@@ -263,4 +274,11 @@ REST_METHODS: dict[str, tuple[str, str]] = {
     "cloudtasks.projects.locations.queues.tasks.renewLease": (SERVICE, "RenewLease"),
     "cloudtasks.projects.locations.queues.tasks.cancelLease": (SERVICE, "CancelLease"),
     "cloudtasks.projects.locations.queues.tasks.run": (SERVICE, "RunTask"),
+    "cloudtasks.projects.locations.queues.tasks.buffer": (SERVICE, "BufferTask"),
+}
+
+# Path templates that the API's documentation names besides the discovery document's own.
+REST_ALIASES: dict[str, list[str]] = {
+    # "To create the task with an automatically generated ID, use …/tasks:buffer."
+    "cloudtasks.projects.locations.queues.tasks.buffer": ["v2beta2/{+queue}/tasks:buffer"],
 }
