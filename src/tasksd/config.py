@@ -47,6 +47,29 @@ class Settings:
 
 SERVER_KEYS = {f.name for f in fields(Settings)} - {"service", "queues", "config"}
 
+# What each server key of the file must hold, said the way the error message says it.
+_KINDS: dict[str, tuple[str, Any]] = {
+    "host": ("a string", lambda v: isinstance(v, str)),
+    "grpc_port": ("a port number", lambda v: isinstance(v, int) and 0 <= v <= 65535),
+    "http_port": ("a port number", lambda v: isinstance(v, int) and 0 <= v <= 65535),
+    "db": ("a string", lambda v: isinstance(v, str)),
+    "app_engine_url": ("a URL", lambda v: isinstance(v, str) and v.startswith(("http://", "https://"))),
+    "log_level": ("one of debug, info, warning, error", lambda v: v in ("debug", "info", "warning", "error")),
+    "sweep_interval_s": ("a number of seconds", lambda v: isinstance(v, int | float) and v > 0),
+    "oidc_issuer": ("a URL", lambda v: v is None or isinstance(v, str)),
+    "app_engine_services": (
+        "a mapping of service names to URLs",
+        lambda v: (
+            isinstance(v, dict) and all(isinstance(k, str) and isinstance(u, str) for k, u in v.items())
+        ),
+    ),
+    "allowed_target_hosts": (
+        "a list of host names",
+        lambda v: v is None or (isinstance(v, list) and all(isinstance(h, str) for h in v)),
+    ),
+    "trust_self_signed_targets": ("true or false", lambda v: isinstance(v, bool)),
+}
+
 
 def _duration(value: Any, key: str) -> timedelta:
     if isinstance(value, int | float):
@@ -88,6 +111,9 @@ def apply_config_file(settings: Settings, data: dict[str, Any], explicit: set[st
     for key, value in data.items():
         name = key.replace("-", "_")
         if name in SERVER_KEYS:
+            kind, valid = _KINDS[name]
+            if not valid(value):
+                raise ConfigError(f"{key} must be {kind}, got {value!r}.")
             if name not in explicit:
                 server[name] = value
         elif name == "locations":

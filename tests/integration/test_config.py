@@ -77,6 +77,8 @@ def test_bad_config_is_a_clear_startup_error(tmp_path: Path) -> None:
         "queues: [{name: nonsense}]\n": "queues[0]",
         f"queues: [{too_fast}]\n": "max_tasks_dispatched_per_second",
         "queues: [: :\n": "not valid YAML",
+        "app_engine_services: [a, b]\n": "app_engine_services must be a mapping",
+        "http_port: eighty\n": "http_port must be a port number",
     }
     for text, expected in cases.items():
         config = tmp_path / "bad.yaml"

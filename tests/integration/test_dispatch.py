@@ -371,3 +371,19 @@ def test_buffer_creates_http_tasks(api: Any, sink: Sink, dispatching: Server) ->
     with pytest.raises(HttpError) as info:
         tasks.buffer(queue=plain, taskId="x", body={"body": {"data": "eA=="}}).execute()
     assert info.value.status_code == 400 and "uri_override" in info.value.reason
+
+
+def test_app_engine_service_urls_from_config(sink: Sink, tmp_path: Path) -> None:
+    config = tmp_path / "tasksd.yaml"
+    config.write_text(
+        f"app_engine_url: http://127.0.0.1:9\napp_engine_services:\n  mailer: {sink.url}/mailer-base\n"
+    )
+    server = Server(f"sqlite:///{tmp_path / 'svc.db'}", config=config).start()
+    try:
+        api = discovery_client(server.url)
+        queue = new_queue(api, appEngineHttpTarget={"appEngineRoutingOverride": {"service": "mailer"}})
+        add_task(api, queue, {"appEngineHttpRequest": {"relativeUrl": "/send"}})
+        sink.wait(lambda: len(sink.on("/mailer-base/send")) == 1)
+        assert sink.on("/mailer-base/send")[0].headers["Host"] == "mailer.test-project.appspot.com"
+    finally:
+        server.stop()
