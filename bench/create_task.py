@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
+from support import free_port, start_tasksd, stop, wait_up
 
 BODY = '{"task": {"pullMessage": {"payload": "aGVsbG8gd29ybGQ=", "tag": "bench"}}}'
 QUEUE = "projects/bench/locations/us-central1/queues/create"
@@ -31,25 +30,6 @@ wrk.method = "POST"
 wrk.body = '%s'
 wrk.headers["Content-Type"] = "application/json"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not answer within 30 s")
 
 
 def run_wrk(url: str, script: Path, duration: int, connections: int) -> tuple[float, int, int, str]:
@@ -87,28 +67,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tasksd-bench-"))
     script = work / "post.lua"
     script.write_text(LUA % BODY)
-    tasks_port, echo_port = free_port(), free_port()
-    tasksd = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tasksd",
-            "serve",
-            "--db",
-            f"sqlite:///{work / 'bench.db'}",
-            "--http-port",
-            str(tasks_port),
-            "--grpc-port",
-            str(free_port()),
-            "--log-level",
-            "warning",
-        ]
-    )
+    echo_port = free_port()
     echo = subprocess.Popen([sys.executable, str(HERE / "echo_server.py"), str(echo_port)])
+    tasksd, base = start_tasksd(work)
     try:
-        base = f"http://127.0.0.1:{tasks_port}"
-        wait_healthy(f"{base}/healthz", tasksd)
-        wait_healthy(f"http://127.0.0.1:{echo_port}/", echo)
+        wait_up(f"http://127.0.0.1:{echo_port}/", echo)
         httpx.post(
             f"{base}/v2beta2/{QUEUE.rsplit('/queues/', 1)[0]}/queues", json={"name": QUEUE, "pullTarget": {}}
         ).raise_for_status()
@@ -141,9 +104,7 @@ def main() -> None:
         if stored < acknowledged:
             raise SystemExit("FAIL: fewer tasks stored than acknowledged")
     finally:
-        for proc in (tasksd, echo):
-            proc.terminate()
-            proc.wait(timeout=30)
+        stop(tasksd, echo)
         shutil.rmtree(work, ignore_errors=True)
 
 

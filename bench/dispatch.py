@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,25 +24,10 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+from support import free_port, start_tasksd, stop, wait_up
 
 HERE = Path(__file__).resolve().parent
 PARENT = "projects/bench/locations/us-central1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_up(url: str) -> None:
-    for _ in range(300):
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
 
 
 class Bench:
@@ -212,28 +196,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tasksd-bench-"))
-    tasks_port, sink_port = free_port(), free_port()
+    sink_port = free_port()
     sink = subprocess.Popen([sys.executable, str(HERE / "sink_server.py"), str(sink_port)])
-    tasksd = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tasksd",
-            "serve",
-            "--db",
-            f"sqlite:///{work / 'bench.db'}",
-            "--http-port",
-            str(tasks_port),
-            "--grpc-port",
-            str(free_port()),
-            "--log-level",
-            "warning",
-        ]
-    )
+    tasksd, base = start_tasksd(work)
     try:
-        wait_up(f"http://127.0.0.1:{sink_port}/_stats")
-        wait_up(f"http://127.0.0.1:{tasks_port}/healthz")
-        bench = Bench(f"http://127.0.0.1:{tasks_port}", f"http://127.0.0.1:{sink_port}")
+        wait_up(f"http://127.0.0.1:{sink_port}/_stats", sink)
+        bench = Bench(base, f"http://127.0.0.1:{sink_port}")
         if args.only in (None, "c"):
             latency(bench, min(args.seconds, 10))
         if args.only in (None, "b"):
@@ -241,9 +209,7 @@ def main() -> None:
         if args.only in (None, "a"):
             throughput(bench, args.tasks)
     finally:
-        for proc in (tasksd, sink):
-            proc.terminate()
-            proc.wait(timeout=30)
+        stop(tasksd, sink)
 
 
 if __name__ == "__main__":

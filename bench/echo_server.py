@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-import uvicorn
+from support import serve_on_tasksd_stack
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -32,14 +32,4 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 if __name__ == "__main__":
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        lifespan="off",
-        access_log=False,
-        proxy_headers=False,
-        log_level="warning",
-        http="httptools",
-        loop="uvloop",
-    )
+    serve_on_tasksd_stack(app, int(sys.argv[1]))

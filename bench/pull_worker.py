@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,14 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from support import start_tasksd, stop
 
 QUEUE = "projects/bench/locations/us-central1/queues/pull"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def batch_body(requests: list[tuple[str, str, dict[str, object]]]) -> tuple[bytes, str]:
@@ -116,31 +108,8 @@ def main() -> None:
     parser.add_argument("--ack-concurrency", type=int, default=10)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tasksd-bench-"))
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tasksd",
-            "serve",
-            "--db",
-            f"sqlite:///{work / 'bench.db'}",
-            "--http-port",
-            str(port),
-            "--grpc-port",
-            str(free_port()),
-            "--log-level",
-            "warning",
-        ]
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_tasksd(work)
     try:
-        for _ in range(300):
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         with httpx.Client(base_url=base, timeout=60) as client:
             client.post(
                 f"/v2beta2/{QUEUE.rsplit('/queues/', 1)[0]}/queues", json={"name": QUEUE, "pullTarget": {}}
@@ -149,10 +118,10 @@ def main() -> None:
             fill(client, args.tasks)
             print(f"filled {args.tasks} tasks in {time.perf_counter() - started:.1f} s")
         acked: list[str] = []
-        lock, stop = threading.Lock(), threading.Event()
+        lock, finished = threading.Lock(), threading.Event()
         started = time.perf_counter()
         threads = [
-            threading.Thread(target=worker, args=(base, args.ack_concurrency, acked, lock, stop))
+            threading.Thread(target=worker, args=(base, args.ack_concurrency, acked, lock, finished))
             for _ in range(args.workers)
         ]
         for thread in threads:
@@ -168,8 +137,7 @@ def main() -> None:
             f"(target >= 10,000); left in queue: {left.get('tasksCount', '0')}"
         )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
+from support import serve_on_tasksd_stack
 
 arrivals: dict[str, list[float]] = defaultdict(list)
 names: dict[str, list[str]] = defaultdict(list)
@@ -62,15 +62,4 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 if __name__ == "__main__":
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        lifespan="off",
-        access_log=False,
-        proxy_headers=False,
-        log_level="warning",
-        http="httptools",
-        loop="uvloop",
-        backlog=4096,
-    )
+    serve_on_tasksd_stack(app, int(sys.argv[1]))

@@ -1,0 +1,80 @@
+"""What the benchmarks share: free ports, starting tasksd, waiting for a server, and the
+HTTP stack configuration that tasksd uses (so bare servers are measured on the same one)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"the server for {url} exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not answer within {timeout_s:g} s")
+
+
+def start_tasksd(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A durable tasksd (SQLite file in ``work``) on free ports, once it is healthy."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tasksd",
+            "serve",
+            "--db",
+            f"sqlite:///{work / 'bench.db'}",
+            "--http-port",
+            str(port),
+            "--grpc-port",
+            str(free_port()),
+            "--log-level",
+            "warning",
+        ]
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_up(f"{base}/healthz", proc)
+    return proc, base
+
+
+def serve_on_tasksd_stack(app: Any, port: int) -> None:
+    """Serve an ASGI app with the uvicorn settings tasksd uses (httptools, uvloop)."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        access_log=False,
+        proxy_headers=False,
+        log_level="warning",
+        http="httptools",
+        loop="uvloop",
+        backlog=4096,
+    )
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=30)
