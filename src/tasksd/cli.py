@@ -31,7 +31,7 @@ def main() -> None:
     envvar="TASKSD_GRPC_PORT",
     type=int,
     show_default=True,
-    help="gRPC port (the gRPC server arrives with the gRPC issue).",
+    help="gRPC port: v2beta2 CloudTasks, Locations, health, reflection.",
 )
 @click.option(
     "--http-port",

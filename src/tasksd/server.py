@@ -12,8 +12,10 @@ from typing import Any
 import uvicorn
 from google.protobuf import json_format
 
+from tasksd.api.grpc.server import start_grpc
 from tasksd.api.locations import LocationsApi
 from tasksd.api.rest.app import Document, RestApp, RestVersion
+from tasksd.api.rpc import Rpc
 from tasksd.api.v2beta2.methods import REST_ALIASES as V2BETA2_ALIASES
 from tasksd.api.v2beta2.methods import REST_METHODS as V2BETA2_REST
 from tasksd.api.v2beta2.methods import V2Beta2Api
@@ -49,9 +51,13 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
+def all_rpcs(service: TasksService) -> tuple[list[Rpc], list[Rpc]]:
+    """(v2beta2 CloudTasks RPCs, Locations RPCs) over one service."""
+    return list(V2Beta2Api(service).rpcs().values()), list(LocationsApi(service).rpcs().values())
+
+
 def build_rest_app(service: TasksService, tokens: TokenIssuer | None = None) -> RestApp:
-    locations = list(LocationsApi(service).rpcs().values())
-    v2beta2 = list(V2Beta2Api(service).rpcs().values())
+    v2beta2, locations = all_rpcs(service)
     versions = [RestVersion("v2beta2", V2BETA2_REST, v2beta2 + locations, V2BETA2_ALIASES)]
     return RestApp(versions, token_documents(tokens))
 
@@ -133,6 +139,8 @@ async def serve(settings: Settings) -> None:
             loop="none",
         )
         server = _Server(config)
+        v2beta2, locations = all_rpcs(service)
+        grpc_server = await start_grpc(v2beta2 + locations, settings.host, settings.grpc_port)
         sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_s))
         try:
             await service.sweep()
@@ -141,6 +149,7 @@ async def serve(settings: Settings) -> None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await grpc_server.stop(grace=1.0)
     finally:
         if dispatcher is not None:
             await dispatcher.stop()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from google.api_core.client_options import ClientOptions
@@ -39,6 +40,7 @@ class Server:
         self.config = config
         self.extra = extra or []
         self.http_port = free_port()
+        self.grpc_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = Path(tempfile.mkstemp(prefix="tasksd-", suffix=".log")[1])
 
@@ -57,7 +59,7 @@ class Server:
             "--http-port",
             str(self.http_port),
             "--grpc-port",
-            str(free_port()),
+            str(self.grpc_port),
             "--log-level",
             "warning",
             *self.extra,
@@ -135,10 +137,18 @@ def api(server: Server) -> Any:
     return discovery_client(server.url)
 
 
-@pytest.fixture(scope="session")
-def gapic(server: Server) -> tasks_v2beta2.CloudTasksClient:
-    """google-cloud-tasks with its REST transport."""
-    return gapic_client(server.url)
+def gapic_grpc_client(server: Server) -> tasks_v2beta2.CloudTasksClient:
+    """google-cloud-tasks over gRPC, on an insecure channel."""
+    from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    return tasks_v2beta2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+
+
+@pytest.fixture(scope="session", params=["rest", "grpc"])
+def gapic(server: Server, request: pytest.FixtureRequest) -> tasks_v2beta2.CloudTasksClient:
+    """google-cloud-tasks, once with its REST transport and once over gRPC."""
+    return gapic_client(server.url) if request.param == "rest" else gapic_grpc_client(server)
 
 
 @pytest.fixture

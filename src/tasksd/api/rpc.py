@@ -19,3 +19,5 @@ class Rpc:
     request: type[Message]
     response: type[Message]
     handler: Handler
+    grpc: bool = True
+    """False for a method that exists only in the REST surface (not in the service's proto)."""

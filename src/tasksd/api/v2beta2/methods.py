@@ -204,7 +204,9 @@ class V2Beta2Api:
         rpcs = {}
         for name, (request, response) in _MESSAGES.items():
             handler = getattr(self, name, None) or self.not_yet
-            rpcs[name] = Rpc(SERVICE, name, request, response, speaking_v2beta2(handler))
+            rpcs[name] = Rpc(
+                SERVICE, name, request, response, speaking_v2beta2(handler), grpc=name not in _REST_ONLY
+            )
         return rpcs
 
 
@@ -223,6 +225,7 @@ def speaking_v2beta2(handler: Handler) -> Handler:
     return call
 
 
+_REST_ONLY = {"BufferTask"}
 _MESSAGES: dict[str, tuple[type[Message], type[Message]]] = {
     "ListQueues": (ct.ListQueuesRequest.pb(), ct.ListQueuesResponse.pb()),
     "GetQueue": (ct.GetQueueRequest.pb(), m.QueuePb),
@@ -247,6 +250,7 @@ _MESSAGES: dict[str, tuple[type[Message], type[Message]]] = {
     "RenewLease": (ct.RenewLeaseRequest.pb(), m.TaskPb),
     "CancelLease": (ct.CancelLeaseRequest.pb(), m.TaskPb),
     "RunTask": (ct.RunTaskRequest.pb(), m.TaskPb),
+    "UploadQueueYaml": (ct.UploadQueueYamlRequest.pb(), empty_pb2.Empty),
     "BufferTask": (BufferTaskRequest, BufferTaskResponse),
 }
 
@@ -275,6 +279,7 @@ REST_METHODS: dict[str, tuple[str, str]] = {
     "cloudtasks.projects.locations.queues.tasks.cancelLease": (SERVICE, "CancelLease"),
     "cloudtasks.projects.locations.queues.tasks.run": (SERVICE, "RunTask"),
     "cloudtasks.projects.locations.queues.tasks.buffer": (SERVICE, "BufferTask"),
+    "cloudtasks.api.queue.update": (SERVICE, "UploadQueueYaml"),
 }
 
 # Path templates that the API's documentation names besides the discovery document's own.

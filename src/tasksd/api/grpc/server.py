@@ -1,0 +1,95 @@
+"""The gRPC surface: every RPC of the table on a grpc.aio server, plus the standard health
+service and server reflection (so grpcurl works).
+
+Handlers are the same pb-in/pb-out functions the REST transcoder calls; a TasksError becomes
+the status code of the same name with its message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from tasksd.api.rpc import Rpc
+from tasksd.model.errors import Code, Internal, TasksError
+
+log = logging.getLogger(__name__)
+
+_STATUS = {status.value[0]: status for status in grpc.StatusCode}
+
+
+def grpc_status(code: Code) -> grpc.StatusCode:
+    return _STATUS[int(code)]
+
+
+def _method_handler(rpc: Rpc) -> grpc.RpcMethodHandler:
+    async def call(request: Message, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        try:
+            return await rpc.handler(request)
+        except TasksError as error:
+            await context.abort(grpc_status(error.code), error.message)
+        except Exception:  # a bug: log it, never send a traceback
+            log.exception("unhandled error in %s/%s", rpc.service, rpc.name)
+            await context.abort(grpc.StatusCode.INTERNAL, Internal().message)
+        raise AssertionError("context.abort always raises")
+
+    return grpc.unary_unary_rpc_method_handler(
+        call, request_deserializer=rpc.request.FromString, response_serializer=rpc.response.SerializeToString
+    )
+
+
+def _register_service_descriptors(services: dict[str, list[Rpc]]) -> None:
+    """Add the services' descriptors to the default pool (the shipped packages register only
+    their messages), so that reflection can describe them."""
+    pool = descriptor_pool.Default()
+    for service, rpcs in services.items():
+        package, _, name = service.rpartition(".")
+        try:
+            pool.FindServiceByName(service)
+            continue  # registered already (by its package, or by an earlier start)
+        except KeyError:
+            pass
+        file_name = f"tasksd/services/{service}.proto"
+        file = descriptor_pb2.FileDescriptorProto(name=file_name, package=package, syntax="proto3")
+        dependencies = sorted({m.DESCRIPTOR.file.name for rpc in rpcs for m in (rpc.request, rpc.response)})
+        file.dependency.extend(dependencies)
+        proto = file.service.add(name=name)
+        for rpc in rpcs:
+            proto.method.add(
+                name=rpc.name,
+                input_type=f".{rpc.request.DESCRIPTOR.full_name}",
+                output_type=f".{rpc.response.DESCRIPTOR.full_name}",
+            )
+        pool.Add(file)
+
+
+async def start_grpc(rpcs: list[Rpc], host: str, port: int) -> grpc.aio.Server:
+    """A started gRPC server on ``host:port`` serving ``rpcs``, health and reflection."""
+    services: dict[str, list[Rpc]] = defaultdict(list)
+    for rpc in rpcs:
+        if rpc.grpc:
+            services[rpc.service].append(rpc)
+    _register_service_descriptors(services)
+    server = grpc.aio.server()
+    for service, items in services.items():
+        handlers = {rpc.name: _method_handler(rpc) for rpc in items}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    checker = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    names = [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server)
+    if server.add_insecure_port(f"{host}:{port}") == 0:
+        raise OSError(f"cannot listen for gRPC on {host}:{port}")
+    await server.start()
+    for name in ["", *services]:
+        result = checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if result is not None:
+            await result
+    return server
