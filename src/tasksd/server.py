@@ -12,13 +12,12 @@ from typing import Any
 import uvicorn
 from google.protobuf import json_format
 
+from tasksd.api import v2beta2
+from tasksd.api.cloudtasks import CloudTasksApi, Version
 from tasksd.api.grpc.server import start_grpc
 from tasksd.api.locations import LocationsApi
 from tasksd.api.rest.app import Document, RestApp, RestVersion
 from tasksd.api.rpc import Rpc
-from tasksd.api.v2beta2.methods import REST_ALIASES as V2BETA2_ALIASES
-from tasksd.api.v2beta2.methods import REST_METHODS as V2BETA2_REST
-from tasksd.api.v2beta2.methods import V2Beta2Api
 from tasksd.clock import SystemClock
 from tasksd.config import ConfigError, Settings
 from tasksd.engine.dispatcher import Dispatcher
@@ -51,14 +50,20 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-def all_rpcs(service: TasksService) -> tuple[list[Rpc], list[Rpc]]:
-    """(v2beta2 CloudTasks RPCs, Locations RPCs) over one service."""
-    return list(V2Beta2Api(service).rpcs().values()), list(LocationsApi(service).rpcs().values())
+VERSIONS: tuple[Version, ...] = (v2beta2.VERSION,)
+
+
+def all_rpcs(service: TasksService) -> list[Rpc]:
+    """Every RPC of every version, and of Locations, over one service."""
+    rpcs = list(LocationsApi(service).rpcs().values())
+    for version in VERSIONS:
+        rpcs += CloudTasksApi(service, version).rpcs().values()
+    return rpcs
 
 
 def build_rest_app(service: TasksService, tokens: TokenIssuer | None = None) -> RestApp:
-    v2beta2, locations = all_rpcs(service)
-    versions = [RestVersion("v2beta2", V2BETA2_REST, v2beta2 + locations, V2BETA2_ALIASES)]
+    rpcs = all_rpcs(service)
+    versions = [RestVersion(v.name, v.rest_methods, rpcs, v.rest_aliases) for v in VERSIONS]
     return RestApp(versions, token_documents(tokens))
 
 
@@ -84,7 +89,7 @@ def token_documents(tokens: TokenIssuer | None) -> dict[str, Document]:
 async def declare_queues(service: TasksService, queues: tuple[dict[str, Any], ...]) -> None:
     """Create each configured queue, or update it to match the file, as a v2beta2
     UpdateQueue call without a mask would."""
-    update = V2Beta2Api(service).rpcs()["UpdateQueue"]
+    update = CloudTasksApi(service, v2beta2.VERSION).rpcs()["UpdateQueue"]
     for index, document in enumerate(queues):
         where = f"queues[{index}]"
         request = update.request()
@@ -139,8 +144,7 @@ async def serve(settings: Settings) -> None:
             loop="none",
         )
         server = _Server(config)
-        v2beta2, locations = all_rpcs(service)
-        grpc_server = await start_grpc(v2beta2 + locations, settings.host, settings.grpc_port)
+        grpc_server = await start_grpc(all_rpcs(service), settings.host, settings.grpc_port)
         sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_s))
         try:
             await service.sweep()

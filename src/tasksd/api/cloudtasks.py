@@ -1,0 +1,272 @@
+"""The CloudTasks service of every API version: each RPC parses its request, calls the
+service, and maps the answer back, through the tables of one ``Version``. REST and gRPC
+both call these handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.protobuf import empty_pb2
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
+
+from tasksd.api import protobuf as pbx
+from tasksd.api.filters import parse_filter
+from tasksd.api.iam import policy_from_pb, policy_to_pb
+from tasksd.api.rpc import Handler, Rpc
+from tasksd.model.errors import InvalidArgument, QueueNotFound, Unimplemented
+from tasksd.model.names import LocationName, QueueName, TaskName
+from tasksd.model.queue import Queue, QueueStats
+from tasksd.model.task import Task, TaskView
+from tasksd.service import TasksService
+
+_EMPTY = empty_pb2.Empty()
+
+
+@dataclass(frozen=True)
+class Version:
+    """What makes one API version: its messages and how they map onto the model."""
+
+    name: str
+    service: str
+    """Full gRPC service name, e.g. google.cloud.tasks.v2.CloudTasks."""
+    messages: dict[str, tuple[type[Message], type[Message]]]
+    """RPC name → (request type, response type), for every RPC the version has."""
+    queue_type: type[Message]
+    queue_from_pb: Callable[[Message, QueueName], Queue]
+    queue_to_pb: Callable[[Queue, QueueStats | None], Message]
+    task_from_pb: Callable[[Message, QueueName], Task]
+    task_to_pb: Callable[[Task, TaskView], Message]
+    view_from_pb: Callable[[int], TaskView]
+    queue_mask_paths: Callable[[list[str]], list[str]]
+    field_names: dict[str, str]
+    """Model field names this version spells differently, for error messages."""
+    rest_methods: dict[str, tuple[str, str]]
+    """Discovery method id → (gRPC service, RPC name)."""
+    rest_aliases: dict[str, list[str]] = field(default_factory=dict)
+    rest_only: frozenset[str] = frozenset()
+    shows: Callable[[Queue], bool] = lambda queue: True
+    """Whether the version can see a queue at all (v2 has no pull queues)."""
+
+
+def _required(value: str, field_name: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{field_name} is required.")
+    return value
+
+
+def _queue_name(value: str, field_name: str) -> QueueName:
+    return QueueName.parse(_required(value, field_name), field_name)
+
+
+def _task_name(value: str, field_name: str = "name") -> TaskName:
+    return TaskName.parse(_required(value, field_name), field_name)
+
+
+def _location_name(value: str, field_name: str = "parent") -> LocationName:
+    return LocationName.parse(_required(value, field_name), field_name)
+
+
+class CloudTasksApi:
+    """One version's CloudTasks service over a TasksService."""
+
+    def __init__(self, service: TasksService, version: Version) -> None:
+        self.service = service
+        self.v = version
+
+    def _response(self, rpc: str) -> type[Message]:
+        return self.v.messages[rpc][1]
+
+    # -- queues ------------------------------------------------------------------------
+
+    async def _visible_queue(self, name: QueueName) -> Queue:
+        queue = await self.service.get_queue(name)
+        if not self.v.shows(queue):
+            raise QueueNotFound()
+        return queue
+
+    async def _render_queue(self, queue: Queue, mask: FieldMask | None) -> Message:
+        wants_stats = mask is not None and any(p == "stats" or p.startswith("stats.") for p in mask.paths)
+        stats = await self.service.queue_stats(queue.name) if wants_stats else None
+        message = self.v.queue_to_pb(queue, stats)
+        return pbx.apply_read_mask(message, mask) if mask is not None else message
+
+    def _read_mask(self, request: Message) -> FieldMask | None:
+        if "read_mask" not in request.DESCRIPTOR.fields_by_name or not request.HasField("read_mask"):
+            return None
+        if not request.read_mask.paths:
+            return None
+        pbx.mask_paths(request.read_mask, self.v.queue_type(), "read_mask")
+        return request.read_mask
+
+    async def ListQueues(self, request: Message) -> Message:
+        parent = _location_name(request.parent)
+        mask = self._read_mask(request)
+        predicate = parse_filter(request.filter, self.v.queue_type)
+        page = await self.service.list_queues(
+            parent,
+            request.page_size,
+            request.page_token,
+            request.filter,
+            lambda queue: self.v.shows(queue) and predicate(self.v.queue_to_pb(queue, None)),
+        )
+        queues = [await self._render_queue(q, mask) for q in page.items]
+        return self._response("ListQueues")(queues=queues, next_page_token=page.next_page_token)
+
+    async def GetQueue(self, request: Message) -> Message:
+        name = _queue_name(request.name, "name")
+        mask = self._read_mask(request)
+        return await self._render_queue(await self._visible_queue(name), mask)
+
+    async def CreateQueue(self, request: Message) -> Message:
+        parent = _location_name(request.parent)
+        if not request.HasField("queue"):
+            raise InvalidArgument("queue is required.")
+        name = _queue_name(request.queue.name, "queue.name")
+        queue = await self.service.create_queue(parent, self.v.queue_from_pb(request.queue, name))
+        return self.v.queue_to_pb(queue, None)
+
+    async def UpdateQueue(self, request: Message) -> Message:
+        if not request.HasField("queue"):
+            raise InvalidArgument("queue is required.")
+        name = _queue_name(request.queue.name, "queue.name")
+        paths = pbx.mask_paths(request.update_mask, self.v.queue_type(), "update_mask")
+        queue = await self.service.update_queue(
+            self.v.queue_from_pb(request.queue, name), self.v.queue_mask_paths(paths)
+        )
+        return self.v.queue_to_pb(queue, None)
+
+    async def DeleteQueue(self, request: Message) -> Message:
+        await self.service.delete_queue(_queue_name(request.name, "name"))
+        return _EMPTY
+
+    async def PurgeQueue(self, request: Message) -> Message:
+        queue = await self.service.purge_queue(_queue_name(request.name, "name"))
+        return self.v.queue_to_pb(queue, None)
+
+    async def PauseQueue(self, request: Message) -> Message:
+        queue = await self.service.pause_queue(_queue_name(request.name, "name"))
+        return self.v.queue_to_pb(queue, None)
+
+    async def ResumeQueue(self, request: Message) -> Message:
+        queue = await self.service.resume_queue(_queue_name(request.name, "name"))
+        return self.v.queue_to_pb(queue, None)
+
+    # -- IAM ---------------------------------------------------------------------------
+
+    async def GetIamPolicy(self, request: iam_policy_pb2.GetIamPolicyRequest) -> Message:
+        name = _queue_name(request.resource, "resource")
+        version = request.options.requested_policy_version
+        return policy_to_pb(await self.service.get_iam_policy(name, version))
+
+    async def SetIamPolicy(self, request: iam_policy_pb2.SetIamPolicyRequest) -> Message:
+        name = _queue_name(request.resource, "resource")
+        if not request.HasField("policy"):
+            raise InvalidArgument("policy is required.")
+        pbx.mask_paths(request.update_mask, policy_pb2.Policy(), "update_mask")
+        return policy_to_pb(await self.service.set_iam_policy(name, policy_from_pb(request.policy)))
+
+    async def TestIamPermissions(self, request: iam_policy_pb2.TestIamPermissionsRequest) -> Message:
+        name = _queue_name(request.resource, "resource")
+        allowed = await self.service.test_iam_permissions(name, list(request.permissions))
+        return iam_policy_pb2.TestIamPermissionsResponse(permissions=allowed)
+
+    # -- tasks -------------------------------------------------------------------------
+
+    async def ListTasks(self, request: Message) -> Message:
+        parent = _queue_name(request.parent, "parent")
+        view = self.v.view_from_pb(request.response_view)
+        page = await self.service.list_tasks(parent, request.page_size, request.page_token)
+        tasks = [self.v.task_to_pb(t, view) for t in page.items]
+        return self._response("ListTasks")(tasks=tasks, next_page_token=page.next_page_token)
+
+    async def GetTask(self, request: Message) -> Message:
+        task = await self.service.get_task(_task_name(request.name))
+        return self.v.task_to_pb(task, self.v.view_from_pb(request.response_view))
+
+    async def CreateTask(self, request: Message) -> Message:
+        parent = _queue_name(request.parent, "parent")
+        if not request.HasField("task"):
+            raise InvalidArgument("task is required.")
+        task = await self.service.create_task(parent, self.v.task_from_pb(request.task, parent))
+        return self.v.task_to_pb(task, self.v.view_from_pb(request.response_view))
+
+    async def DeleteTask(self, request: Message) -> Message:
+        await self.service.delete_task(_task_name(request.name))
+        return _EMPTY
+
+    async def RunTask(self, request: Message) -> Message:
+        task = await self.service.run_task(_task_name(request.name))
+        return self.v.task_to_pb(task, self.v.view_from_pb(request.response_view))
+
+    async def BufferTask(self, request: Message) -> Message:
+        queue = _queue_name(request.queue, "queue")
+        task_id = request.task_id if request.task_id not in ("", "-") else ""
+        if task_id:
+            TaskName.parse(f"{queue.path}/tasks/{task_id}", "task_id")
+        task = await self.service.buffer_task(queue, task_id, request.body.data, request.body.content_type)
+        return self._response("BufferTask")(task=self.v.task_to_pb(task, TaskView.BASIC))
+
+    # -- leases (pull queues) ----------------------------------------------------------
+
+    async def LeaseTasks(self, request: Message) -> Message:
+        parent = _queue_name(request.parent, "parent")
+        duration = pbx.optional_duration(request, "lease_duration", "lease_duration")
+        tasks = await self.service.lease_tasks(parent, request.max_tasks, duration, request.filter)
+        view = self.v.view_from_pb(request.response_view)
+        return self._response("LeaseTasks")(tasks=[self.v.task_to_pb(t, view) for t in tasks])
+
+    async def AcknowledgeTask(self, request: Message) -> Message:
+        held = pbx.optional_timestamp(request, "schedule_time", "schedule_time")
+        await self.service.acknowledge_task(_task_name(request.name), held)
+        return _EMPTY
+
+    async def RenewLease(self, request: Message) -> Message:
+        held = pbx.optional_timestamp(request, "schedule_time", "schedule_time")
+        duration = pbx.optional_duration(request, "lease_duration", "lease_duration")
+        task = await self.service.renew_lease(_task_name(request.name), held, duration)
+        return self.v.task_to_pb(task, self.v.view_from_pb(request.response_view))
+
+    async def CancelLease(self, request: Message) -> Message:
+        held = pbx.optional_timestamp(request, "schedule_time", "schedule_time")
+        task = await self.service.cancel_lease(_task_name(request.name), held)
+        return self.v.task_to_pb(task, self.v.view_from_pb(request.response_view))
+
+    async def not_yet(self, request: Message) -> Message:
+        raise Unimplemented(
+            f"{type(request).DESCRIPTOR.name.removesuffix('Request')} is not implemented in tasksd yet."
+        )
+
+    def rpcs(self) -> dict[str, Rpc]:
+        """Every RPC of the version, by name."""
+        rpcs = {}
+        for name, (request, response) in self.v.messages.items():
+            handler = getattr(self, name, None) or self.not_yet
+            rpcs[name] = Rpc(
+                self.v.service,
+                name,
+                request,
+                response,
+                self._speaking(handler),
+                grpc=name not in self.v.rest_only,
+            )
+        return rpcs
+
+    def _speaking(self, handler: Handler) -> Handler:
+        """The handler, with field names in its InvalidArgument messages spelled as in this version."""
+        if not self.v.field_names:
+            return handler
+        names = self.v.field_names
+
+        async def call(request: Message) -> Message:
+            try:
+                return await handler(request)
+            except InvalidArgument as error:
+                message = error.message
+                for model_name, wire_name in names.items():
+                    message = message.replace(model_name, wire_name)
+                raise InvalidArgument(message) from None
+
+        return call

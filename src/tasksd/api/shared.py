@@ -1,0 +1,166 @@
+"""Message shapes that every API version spells the same way (targets, tokens, routing,
+retry durations, attempts), mapped to and from the model once for all versions."""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+from tasksd.api import protobuf as pbx
+from tasksd.model.errors import InvalidArgument
+from tasksd.model.queue import (
+    AppEngineRouting,
+    Header,
+    HttpMethod,
+    HttpTarget,
+    OAuthToken,
+    OidcToken,
+    RetryConfig,
+    Scheme,
+    UriOverride,
+    UriOverrideEnforceMode,
+)
+from tasksd.model.task import Attempt, HttpRequest
+
+
+def method_of(message: Message) -> HttpMethod | None:
+    """The ``http_method`` of a message, by its own enum's names (0: not given)."""
+    value = message.http_method
+    if not value:
+        return None
+    enum = message.DESCRIPTOR.fields_by_name["http_method"].enum_type
+    found = enum.values_by_number.get(value)
+    if found is None:
+        raise InvalidArgument(f"http_method {value} is not a known HTTP method.")
+    return HttpMethod[found.name]
+
+
+def set_method(message: Message, value: HttpMethod | None) -> None:
+    enum = message.DESCRIPTOR.fields_by_name["http_method"].enum_type
+    message.http_method = enum.values_by_name[value.value].number if value is not None else 0
+
+
+def routing_of(message: Message) -> AppEngineRouting:
+    return AppEngineRouting(message.service, message.version, message.instance, message.host)
+
+
+def set_routing(target: Message, routing: AppEngineRouting) -> None:
+    target.service, target.version = routing.service, routing.version
+    target.instance, target.host = routing.instance, routing.host
+
+
+def tokens_of(message: Message) -> tuple[OAuthToken | None, OidcToken | None]:
+    which = message.WhichOneof("authorization_header")
+    oauth = message.oauth_token if which == "oauth_token" else None
+    oidc = message.oidc_token if which == "oidc_token" else None
+    return (
+        OAuthToken(oauth.service_account_email, oauth.scope) if oauth is not None else None,
+        OidcToken(oidc.service_account_email, oidc.audience) if oidc is not None else None,
+    )
+
+
+def set_tokens(target: Message, oauth: OAuthToken | None, oidc: OidcToken | None) -> None:
+    if oauth is not None:
+        target.oauth_token.service_account_email = oauth.service_account_email
+        target.oauth_token.scope = oauth.scope
+    if oidc is not None:
+        target.oidc_token.service_account_email = oidc.service_account_email
+        target.oidc_token.audience = oidc.audience
+
+
+def http_target_of(message: Message) -> HttpTarget:
+    override = None
+    if message.HasField("uri_override"):
+        uri = message.uri_override
+        override = UriOverride(
+            scheme=Scheme[uri.Scheme.Name(uri.scheme)] if uri.HasField("scheme") and uri.scheme else None,
+            host=uri.host if uri.HasField("host") else None,
+            port=uri.port if uri.HasField("port") else None,
+            path=uri.path_override.path if uri.HasField("path_override") else None,
+            query=uri.query_override.query_params if uri.HasField("query_override") else None,
+            enforce_mode=(
+                UriOverrideEnforceMode[uri.UriOverrideEnforceMode.Name(uri.uri_override_enforce_mode)]
+                if uri.uri_override_enforce_mode
+                else None
+            ),
+        )
+    oauth, oidc = tokens_of(message)
+    return HttpTarget(
+        uri_override=override,
+        http_method=method_of(message),
+        header_overrides=[Header(h.header.key, h.header.value) for h in message.header_overrides],
+        oauth_token=oauth,
+        oidc_token=oidc,
+    )
+
+
+def set_http_target(target: Message, http: HttpTarget) -> None:
+    target.SetInParent()
+    uri = http.uri_override
+    if uri is not None:
+        out = target.uri_override
+        out.SetInParent()
+        if uri.scheme is not None:
+            out.scheme = out.Scheme.Value(uri.scheme.value)
+        if uri.host is not None:
+            out.host = uri.host
+        if uri.port is not None:
+            out.port = uri.port
+        if uri.path is not None:
+            out.path_override.path = uri.path
+        if uri.query is not None:
+            out.query_override.query_params = uri.query
+        if uri.enforce_mode is not None:
+            out.uri_override_enforce_mode = out.UriOverrideEnforceMode.Value(uri.enforce_mode.value)
+    set_method(target, http.http_method)
+    for header in http.header_overrides:
+        item = target.header_overrides.add()
+        item.header.key, item.header.value = header.key, header.value
+    set_tokens(target, http.oauth_token, http.oidc_token)
+
+
+def http_request_of(message: Message) -> HttpRequest:
+    oauth, oidc = tokens_of(message)
+    return HttpRequest(
+        url=message.url,
+        http_method=method_of(message),
+        headers=dict(message.headers),
+        body=message.body,
+        oauth_token=oauth,
+        oidc_token=oidc,
+    )
+
+
+def set_http_request(target: Message, request: HttpRequest, *, with_body: bool) -> None:
+    target.SetInParent()
+    target.url = request.url
+    set_method(target, request.http_method)
+    target.headers.update(request.headers)
+    if with_body:
+        target.body = request.body
+    set_tokens(target, request.oauth_token, request.oidc_token)
+
+
+def retry_durations_of(message: Message, field: str) -> dict[str, object]:
+    """The duration fields of a RetryConfig message (absent ones are None)."""
+    return {
+        name: pbx.optional_duration(message, name, f"{field}.{name}")
+        for name in ("max_retry_duration", "min_backoff", "max_backoff")
+    }
+
+
+def set_retry_durations(target: Message, config: RetryConfig) -> None:
+    for name in ("max_retry_duration", "min_backoff", "max_backoff"):
+        value = getattr(config, name)
+        if value is not None:
+            pbx.set_duration(getattr(target, name), value)
+
+
+def set_attempt(target: Message, attempt: Attempt) -> None:
+    target.SetInParent()
+    for name in ("schedule_time", "dispatch_time", "response_time"):
+        value = getattr(attempt, name)
+        if value is not None:
+            pbx.set_timestamp(getattr(target, name), value)
+    if attempt.response_status is not None:
+        target.response_status.code = attempt.response_status.code
+        target.response_status.message = attempt.response_status.message
