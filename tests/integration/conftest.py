@@ -145,6 +145,27 @@ def gapic_grpc_client(server: Server) -> tasks_v2beta2.CloudTasksClient:
     return tasks_v2beta2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
 
 
+def v2_client(server: Server, transport: str) -> Any:
+    """google-cloud-tasks v2 over REST or gRPC."""
+    from google.cloud import tasks_v2
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    if transport == "rest":
+        return tasks_v2.CloudTasksClient(
+            transport="rest",
+            client_options=ClientOptions(api_endpoint=server.url),
+            credentials=AnonymousCredentials(),
+        )
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+
+
+@pytest.fixture(scope="session", params=["rest", "grpc"])
+def gapic_v2(server: Server, request: pytest.FixtureRequest) -> Any:
+    """google-cloud-tasks v2, once with its REST transport and once over gRPC."""
+    return v2_client(server, request.param)
+
+
 @pytest.fixture(scope="session", params=["rest", "grpc"])
 def gapic(server: Server, request: pytest.FixtureRequest) -> tasks_v2beta2.CloudTasksClient:
     """google-cloud-tasks, once with its REST transport and once over gRPC."""

@@ -51,6 +51,42 @@ class Version:
     """Whether the version can see a queue at all (v2 has no pull queues)."""
 
 
+_QUEUE_VERBS = {
+    "list": "ListQueues",
+    "get": "GetQueue",
+    "create": "CreateQueue",
+    "patch": "UpdateQueue",
+    "delete": "DeleteQueue",
+    "purge": "PurgeQueue",
+    "pause": "PauseQueue",
+    "resume": "ResumeQueue",
+    "getIamPolicy": "GetIamPolicy",
+    "setIamPolicy": "SetIamPolicy",
+    "testIamPermissions": "TestIamPermissions",
+}
+_TASK_VERBS = {
+    "list": "ListTasks",
+    "get": "GetTask",
+    "create": "CreateTask",
+    "delete": "DeleteTask",
+    "run": "RunTask",
+    "buffer": "BufferTask",
+}
+
+
+def standard_rest_methods(
+    service: str, more_task_verbs: dict[str, str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """Discovery method ids → RPCs for the methods every version has (and ``more_task_verbs``)."""
+    prefix = "cloudtasks.projects.locations"
+    locations = "google.cloud.location.Locations"
+    methods = {f"{prefix}.list": (locations, "ListLocations"), f"{prefix}.get": (locations, "GetLocation")}
+    methods |= {f"{prefix}.queues.{verb}": (service, rpc) for verb, rpc in _QUEUE_VERBS.items()}
+    task_verbs = _TASK_VERBS | (more_task_verbs or {})
+    methods |= {f"{prefix}.queues.tasks.{verb}": (service, rpc) for verb, rpc in task_verbs.items()}
+    return methods
+
+
 def _required(value: str, field_name: str) -> str:
     if not value:
         raise InvalidArgument(f"{field_name} is required.")

@@ -7,12 +7,10 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2
 
 from tasksd.api.buffer import buffer_messages
-from tasksd.api.cloudtasks import Version
-from tasksd.api.locations import SERVICE as LOCATIONS
+from tasksd.api.cloudtasks import Version, standard_rest_methods
 from tasksd.api.v2beta2 import mapping as m
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
-_PREFIX = "cloudtasks.projects.locations"
 
 VERSION = Version(
     name="v2beta2",
@@ -53,42 +51,18 @@ VERSION = Version(
     queue_mask_paths=m.queue_mask_paths,
     field_names=m.FIELD_NAMES,
     rest_methods={
-        f"{_PREFIX}.list": (LOCATIONS, "ListLocations"),
-        f"{_PREFIX}.get": (LOCATIONS, "GetLocation"),
-        **{
-            f"{_PREFIX}.queues.{verb}": (SERVICE, rpc)
-            for verb, rpc in {
-                "list": "ListQueues",
-                "get": "GetQueue",
-                "create": "CreateQueue",
-                "patch": "UpdateQueue",
-                "delete": "DeleteQueue",
-                "purge": "PurgeQueue",
-                "pause": "PauseQueue",
-                "resume": "ResumeQueue",
-                "getIamPolicy": "GetIamPolicy",
-                "setIamPolicy": "SetIamPolicy",
-                "testIamPermissions": "TestIamPermissions",
-            }.items()
-        },
-        **{
-            f"{_PREFIX}.queues.tasks.{verb}": (SERVICE, rpc)
-            for verb, rpc in {
-                "list": "ListTasks",
-                "get": "GetTask",
-                "create": "CreateTask",
-                "delete": "DeleteTask",
+        **standard_rest_methods(
+            SERVICE,
+            {
                 "lease": "LeaseTasks",
                 "acknowledge": "AcknowledgeTask",
                 "renewLease": "RenewLease",
                 "cancelLease": "CancelLease",
-                "run": "RunTask",
-                "buffer": "BufferTask",
-            }.items()
-        },
+            },
+        ),
         "cloudtasks.api.queue.update": (SERVICE, "UploadQueueYaml"),
     },
     # "To create the task with an automatically generated ID, use …/tasks:buffer."
-    rest_aliases={f"{_PREFIX}.queues.tasks.buffer": ["v2beta2/{+queue}/tasks:buffer"]},
+    rest_aliases={"cloudtasks.projects.locations.queues.tasks.buffer": ["v2beta2/{+queue}/tasks:buffer"]},
     rest_only=frozenset({"BufferTask"}),
 )

@@ -1,0 +1,52 @@
+"""The v2 API: push queues only (App Engine and HTTP targets)."""
+
+from __future__ import annotations
+
+from google.cloud.tasks_v2.types import cloudtasks as ct
+from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.protobuf import empty_pb2
+
+from tasksd.api.buffer import buffer_messages
+from tasksd.api.cloudtasks import Version, standard_rest_methods
+from tasksd.api.v2 import mapping as m
+
+SERVICE = "google.cloud.tasks.v2.CloudTasks"
+
+VERSION = Version(
+    name="v2",
+    service=SERVICE,
+    messages={
+        "ListQueues": (ct.ListQueuesRequest.pb(), ct.ListQueuesResponse.pb()),
+        "GetQueue": (ct.GetQueueRequest.pb(), m.QueuePb),
+        "CreateQueue": (ct.CreateQueueRequest.pb(), m.QueuePb),
+        "UpdateQueue": (ct.UpdateQueueRequest.pb(), m.QueuePb),
+        "DeleteQueue": (ct.DeleteQueueRequest.pb(), empty_pb2.Empty),
+        "PurgeQueue": (ct.PurgeQueueRequest.pb(), m.QueuePb),
+        "PauseQueue": (ct.PauseQueueRequest.pb(), m.QueuePb),
+        "ResumeQueue": (ct.ResumeQueueRequest.pb(), m.QueuePb),
+        "GetIamPolicy": (iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy),
+        "SetIamPolicy": (iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy),
+        "TestIamPermissions": (
+            iam_policy_pb2.TestIamPermissionsRequest,
+            iam_policy_pb2.TestIamPermissionsResponse,
+        ),
+        "ListTasks": (ct.ListTasksRequest.pb(), ct.ListTasksResponse.pb()),
+        "GetTask": (ct.GetTaskRequest.pb(), m.TaskPb),
+        "CreateTask": (ct.CreateTaskRequest.pb(), m.TaskPb),
+        "DeleteTask": (ct.DeleteTaskRequest.pb(), empty_pb2.Empty),
+        "RunTask": (ct.RunTaskRequest.pb(), m.TaskPb),
+        "BufferTask": buffer_messages(m.TaskPb, "v2"),
+    },
+    queue_type=m.QueuePb,
+    queue_from_pb=m.queue_from_pb,
+    queue_to_pb=m.queue_to_pb,
+    task_from_pb=m.task_from_pb,
+    task_to_pb=m.task_to_pb,
+    view_from_pb=m.view_from_pb,
+    queue_mask_paths=m.queue_mask_paths,
+    field_names=m.FIELD_NAMES,
+    rest_methods=standard_rest_methods(SERVICE),
+    rest_aliases={"cloudtasks.projects.locations.queues.tasks.buffer": ["v2/{+queue}/tasks:buffer"]},
+    rest_only=frozenset({"BufferTask"}),
+    shows=m.shows,
+)
