@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 from google.protobuf import json_format
 
-from tasksd.api import v2, v2beta2
+from tasksd.api import v2, v2beta2, v2beta3
 from tasksd.api.cloudtasks import CloudTasksApi, Version
 from tasksd.api.grpc.server import start_grpc
 from tasksd.api.locations import LocationsApi
@@ -50,7 +50,7 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-VERSIONS: tuple[Version, ...] = (v2beta2.VERSION, v2.VERSION)
+VERSIONS: tuple[Version, ...] = (v2beta2.VERSION, v2beta3.VERSION, v2.VERSION)
 
 
 def all_rpcs(service: TasksService) -> list[Rpc]:

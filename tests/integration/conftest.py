@@ -145,25 +145,32 @@ def gapic_grpc_client(server: Server) -> tasks_v2beta2.CloudTasksClient:
     return tasks_v2beta2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
 
 
-def v2_client(server: Server, transport: str) -> Any:
-    """google-cloud-tasks v2 over REST or gRPC."""
-    from google.cloud import tasks_v2
-    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+def versioned_client(server: Server, version: str, transport: str) -> Any:
+    """google-cloud-tasks of an API version (v2, v2beta3, …) over REST or gRPC."""
+    import importlib
 
+    module = importlib.import_module(f"google.cloud.tasks_{version}")
     if transport == "rest":
-        return tasks_v2.CloudTasksClient(
+        return module.CloudTasksClient(
             transport="rest",
             client_options=ClientOptions(api_endpoint=server.url),
             credentials=AnonymousCredentials(),
         )
+    grpc_transport = importlib.import_module(f"google.cloud.tasks_{version}.services.cloud_tasks.transports")
     channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
-    return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+    return module.CloudTasksClient(transport=grpc_transport.CloudTasksGrpcTransport(channel=channel))
 
 
 @pytest.fixture(scope="session", params=["rest", "grpc"])
 def gapic_v2(server: Server, request: pytest.FixtureRequest) -> Any:
     """google-cloud-tasks v2, once with its REST transport and once over gRPC."""
-    return v2_client(server, request.param)
+    return versioned_client(server, "v2", request.param)
+
+
+@pytest.fixture(scope="session", params=["rest", "grpc"])
+def gapic_v2beta3(server: Server, request: pytest.FixtureRequest) -> Any:
+    """google-cloud-tasks v2beta3, once with its REST transport and once over gRPC."""
+    return versioned_client(server, "v2beta3", request.param)
 
 
 @pytest.fixture(scope="session", params=["rest", "grpc"])

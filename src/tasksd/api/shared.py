@@ -14,6 +14,7 @@ from tasksd.model.queue import (
     HttpTarget,
     OAuthToken,
     OidcToken,
+    QueueStats,
     RetryConfig,
     Scheme,
     UriOverride,
@@ -164,3 +165,12 @@ def set_attempt(target: Message, attempt: Attempt) -> None:
     if attempt.response_status is not None:
         target.response_status.code = attempt.response_status.code
         target.response_status.message = attempt.response_status.message
+
+
+def set_stats(target: Message, stats: QueueStats) -> None:
+    target.tasks_count = stats.tasks_count
+    if stats.oldest_estimated_arrival_time is not None:
+        pbx.set_timestamp(target.oldest_estimated_arrival_time, stats.oldest_estimated_arrival_time)
+    target.executed_last_minute_count = stats.executed_last_minute_count
+    target.concurrent_dispatches_count = stats.concurrent_dispatches_count
+    target.effective_execution_rate = stats.effective_execution_rate

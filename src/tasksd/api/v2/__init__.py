@@ -1,6 +1,9 @@
-"""The v2 API: push queues only (App Engine and HTTP targets)."""
+"""The v2 API (push queues only), and the factory for the v2 family (v2beta3 too)."""
 
 from __future__ import annotations
+
+from functools import partial
+from types import ModuleType
 
 from google.cloud.tasks_v2.types import cloudtasks as ct
 from google.iam.v1 import iam_policy_pb2, policy_pb2
@@ -10,43 +13,52 @@ from tasksd.api.buffer import buffer_messages
 from tasksd.api.cloudtasks import Version, standard_rest_methods
 from tasksd.api.v2 import mapping as m
 
-SERVICE = "google.cloud.tasks.v2.CloudTasks"
 
-VERSION = Version(
-    name="v2",
-    service=SERVICE,
-    messages={
-        "ListQueues": (ct.ListQueuesRequest.pb(), ct.ListQueuesResponse.pb()),
-        "GetQueue": (ct.GetQueueRequest.pb(), m.QueuePb),
-        "CreateQueue": (ct.CreateQueueRequest.pb(), m.QueuePb),
-        "UpdateQueue": (ct.UpdateQueueRequest.pb(), m.QueuePb),
-        "DeleteQueue": (ct.DeleteQueueRequest.pb(), empty_pb2.Empty),
-        "PurgeQueue": (ct.PurgeQueueRequest.pb(), m.QueuePb),
-        "PauseQueue": (ct.PauseQueueRequest.pb(), m.QueuePb),
-        "ResumeQueue": (ct.ResumeQueueRequest.pb(), m.QueuePb),
-        "GetIamPolicy": (iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy),
-        "SetIamPolicy": (iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy),
-        "TestIamPermissions": (
-            iam_policy_pb2.TestIamPermissionsRequest,
-            iam_policy_pb2.TestIamPermissionsResponse,
-        ),
-        "ListTasks": (ct.ListTasksRequest.pb(), ct.ListTasksResponse.pb()),
-        "GetTask": (ct.GetTaskRequest.pb(), m.TaskPb),
-        "CreateTask": (ct.CreateTaskRequest.pb(), m.TaskPb),
-        "DeleteTask": (ct.DeleteTaskRequest.pb(), empty_pb2.Empty),
-        "RunTask": (ct.RunTaskRequest.pb(), m.TaskPb),
-        "BufferTask": buffer_messages(m.TaskPb, "v2"),
-    },
-    queue_type=m.QueuePb,
-    queue_from_pb=m.queue_from_pb,
-    queue_to_pb=m.queue_to_pb,
-    task_from_pb=m.task_from_pb,
-    task_to_pb=m.task_to_pb,
-    view_from_pb=m.view_from_pb,
-    queue_mask_paths=m.queue_mask_paths,
-    field_names=m.FIELD_NAMES,
-    rest_methods=standard_rest_methods(SERVICE),
-    rest_aliases={"cloudtasks.projects.locations.queues.tasks.buffer": ["v2/{+queue}/tasks:buffer"]},
-    rest_only=frozenset({"BufferTask"}),
-    shows=m.shows,
-)
+def family_version(name: str, messages: ModuleType, shape: m.Shape, field_names: dict[str, str]) -> Version:
+    """The Version of a v2-family API whose request messages live in ``messages``."""
+    service = f"google.cloud.tasks.{name}.CloudTasks"
+    queue, task = shape.queue_pb, shape.task_pb
+    return Version(
+        name=name,
+        service=service,
+        messages={
+            "ListQueues": (messages.ListQueuesRequest.pb(), messages.ListQueuesResponse.pb()),
+            "GetQueue": (messages.GetQueueRequest.pb(), queue),
+            "CreateQueue": (messages.CreateQueueRequest.pb(), queue),
+            "UpdateQueue": (messages.UpdateQueueRequest.pb(), queue),
+            "DeleteQueue": (messages.DeleteQueueRequest.pb(), empty_pb2.Empty),
+            "PurgeQueue": (messages.PurgeQueueRequest.pb(), queue),
+            "PauseQueue": (messages.PauseQueueRequest.pb(), queue),
+            "ResumeQueue": (messages.ResumeQueueRequest.pb(), queue),
+            "GetIamPolicy": (iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy),
+            "SetIamPolicy": (iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy),
+            "TestIamPermissions": (
+                iam_policy_pb2.TestIamPermissionsRequest,
+                iam_policy_pb2.TestIamPermissionsResponse,
+            ),
+            "ListTasks": (messages.ListTasksRequest.pb(), messages.ListTasksResponse.pb()),
+            "GetTask": (messages.GetTaskRequest.pb(), task),
+            "CreateTask": (messages.CreateTaskRequest.pb(), task),
+            "DeleteTask": (messages.DeleteTaskRequest.pb(), empty_pb2.Empty),
+            "RunTask": (messages.RunTaskRequest.pb(), task),
+            "BufferTask": buffer_messages(task, name),
+        },
+        queue_type=queue,
+        queue_from_pb=partial(m.queue_from_pb, shape),
+        queue_to_pb=partial(m.queue_to_pb, shape),
+        task_from_pb=partial(m.task_from_pb, shape),
+        task_to_pb=partial(m.task_to_pb, shape),
+        view_from_pb=partial(m.view_from_pb, shape),
+        queue_mask_paths=partial(m.queue_mask_paths, shape),
+        field_names=field_names,
+        rest_methods=standard_rest_methods(service),
+        # "To create the task with an automatically generated ID, use …/tasks:buffer."
+        rest_aliases={
+            "cloudtasks.projects.locations.queues.tasks.buffer": [f"{name}/{{+queue}}/tasks:buffer"]
+        },
+        rest_only=frozenset({"BufferTask"}),
+        shows=partial(m.shows, shape),
+    )
+
+
+VERSION = family_version("v2", ct, m.V2, m.FIELD_NAMES)

@@ -1,4 +1,5 @@
-"""v2 messages ⇄ the model. v2 is the model's own spelling, so this is mostly shape.
+"""v2 (and v2beta3) messages ⇄ the model. v2 is the model's own spelling, so this is mostly
+shape; v2beta3 differs in a few places, which its ``Shape`` names.
 
 LIMITATIONS (differences from the real service):
 - Pull queues (created through v2beta2/v2beta3) are not visible through v2: ListQueues leaves
@@ -9,6 +10,7 @@ LIMITATIONS (differences from the real service):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from google.cloud.tasks_v2.types import queue as queue_types
@@ -22,28 +24,49 @@ from tasksd.model.names import QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueStats, RateLimits, RetryConfig
 from tasksd.model.task import AppEngineHttpRequest, HttpRequest, PullMessage, Task, TaskView
 
-QueuePb = queue_types.Queue.pb()
-TaskPb = task_types.Task.pb()
-_VIEW = TaskPb.View
 DEFAULT_DISPATCH_DEADLINE = timedelta(minutes=10)
-
-# Every queue field v2 can update (an empty update mask means all of them).
-ALL_QUEUE_PATHS = [
-    "app_engine_routing_override",
-    "http_target",
-    "rate_limits",
-    "retry_config",
-    "logging_sampling_ratio",
-]
-OUTPUT_ONLY_QUEUE_PATHS = {"name", "state", "purge_time"}
+OUTPUT_ONLY_QUEUE_PATHS = {"name", "state", "purge_time", "stats"}
 FIELD_NAMES = {
     "relative_url": "relative_uri",
     "logging_sampling_ratio": "stackdriver_logging_config.sampling_ratio",
 }
 
 
-def shows(queue: Queue) -> bool:
-    return queue.kind is not QueueKind.PULL
+@dataclass(frozen=True)
+class Shape:
+    """Where a v2-family version keeps what v2 keeps elsewhere, or has more than v2."""
+
+    queue_pb: type[Message]
+    task_pb: type[Message]
+    routing_holder: str | None = None
+    """The message that holds app_engine_routing_override (v2beta3: app_engine_http_queue)."""
+    typed: bool = False
+    """Queue.type says PULL or PUSH (v2beta3)."""
+    ttls: bool = False
+    """Queue.task_ttl and tombstone_ttl exist (v2beta3)."""
+    stats: bool = False
+    payload_oneof: str = "message_type"
+    pull: bool = False
+    """Pull queues and pull tasks exist."""
+
+    @property
+    def all_queue_paths(self) -> list[str]:
+        """Every queue field the version can update (an empty update mask means all of them)."""
+        paths = [
+            "app_engine_routing_override",
+            "http_target",
+            "rate_limits",
+            "retry_config",
+            "logging_sampling_ratio",
+        ]
+        return paths + (["task_ttl", "tombstone_ttl"] if self.ttls else [])
+
+
+V2 = Shape(queue_types.Queue.pb(), task_types.Task.pb())
+
+
+def shows(shape: Shape, queue: Queue) -> bool:
+    return shape.pull or queue.kind is not QueueKind.PULL
 
 
 def retry_config_from_pb(message: Message, field: str) -> RetryConfig:
@@ -66,13 +89,20 @@ def set_retry_config(target: Message, config: RetryConfig) -> None:
     target.max_doublings = config.max_doublings or 0
 
 
-def queue_from_pb(message: Message, name: QueueName) -> Queue:
+def queue_from_pb(shape: Shape, message: Message, name: QueueName) -> Queue:
+    holder = getattr(message, shape.routing_holder) if shape.routing_holder else message
+    has_holder = shape.routing_holder is None or message.HasField(shape.routing_holder)
+    kind = None  # a new queue is a push queue; an update keeps what the queue is
+    if shape.typed and message.type_:
+        kind = QueueKind[message.Type.Name(message.type_)]
+    elif shape.routing_holder and message.HasField(shape.routing_holder):
+        kind = QueueKind.PUSH
     limits = message.rate_limits
     return Queue(
         name=name,
-        kind=None,  # a new queue is a push queue; an update keeps what the queue is
-        app_engine_routing_override=shared.routing_of(message.app_engine_routing_override)
-        if message.HasField("app_engine_routing_override")
+        kind=kind,
+        app_engine_routing_override=shared.routing_of(holder.app_engine_routing_override)
+        if has_holder and holder.HasField("app_engine_routing_override")
         else None,
         http_target=shared.http_target_of(message.http_target) if message.HasField("http_target") else None,
         rate_limits=RateLimits(
@@ -81,16 +111,25 @@ def queue_from_pb(message: Message, name: QueueName) -> Queue:
             limits.max_concurrent_dispatches or None,
         ),
         retry_config=retry_config_from_pb(message.retry_config, "queue.retry_config"),
+        task_ttl=pbx.optional_duration(message, "task_ttl", "queue.task_ttl") if shape.ttls else None,
+        tombstone_ttl=pbx.optional_duration(message, "tombstone_ttl", "queue.tombstone_ttl")
+        if shape.ttls
+        else None,
         logging_sampling_ratio=message.stackdriver_logging_config.sampling_ratio
         if message.HasField("stackdriver_logging_config")
         else None,
     )
 
 
-def queue_to_pb(queue: Queue, stats: QueueStats | None = None) -> Message:
-    message = QueuePb(name=queue.name.path, state=QueuePb.State.Value(queue.state.value))
+def queue_to_pb(shape: Shape, queue: Queue, stats: QueueStats | None = None) -> Message:
+    message = shape.queue_pb(name=queue.name.path, state=shape.queue_pb.State.Value(queue.state.value))
+    if shape.typed and queue.kind is not None:
+        message.type_ = message.Type.Value(queue.kind.value)
+    if shape.routing_holder and queue.kind is not QueueKind.PULL:
+        getattr(message, shape.routing_holder).SetInParent()
     if queue.app_engine_routing_override is not None:
-        shared.set_routing(message.app_engine_routing_override, queue.app_engine_routing_override)
+        holder = getattr(message, shape.routing_holder) if shape.routing_holder else message
+        shared.set_routing(holder.app_engine_routing_override, queue.app_engine_routing_override)
     if queue.http_target is not None:
         shared.set_http_target(message.http_target, queue.http_target)
     limits = queue.rate_limits
@@ -102,12 +141,19 @@ def queue_to_pb(queue: Queue, stats: QueueStats | None = None) -> Message:
         pbx.set_timestamp(message.purge_time, queue.purge_time)
     if queue.logging_sampling_ratio is not None:
         message.stackdriver_logging_config.sampling_ratio = queue.logging_sampling_ratio
+    if shape.ttls:
+        if queue.task_ttl is not None:
+            pbx.set_duration(message.task_ttl, queue.task_ttl)
+        if queue.tombstone_ttl is not None:
+            pbx.set_duration(message.tombstone_ttl, queue.tombstone_ttl)
+    if shape.stats and stats is not None:
+        shared.set_stats(message.stats, stats)
     return message
 
 
-def queue_mask_paths(paths: list[str]) -> list[str]:
+def queue_mask_paths(shape: Shape, paths: list[str]) -> list[str]:
     if not paths:
-        return list(ALL_QUEUE_PATHS)
+        return shape.all_queue_paths
     out: list[str] = []
     for path in paths:
         head = path.split(".")[0]
@@ -116,21 +162,25 @@ def queue_mask_paths(paths: list[str]) -> list[str]:
                 f"update_mask: {path!r} is output only; queue state changes through PauseQueue and "
                 "ResumeQueue, and the name cannot change."
             )
+        mapped: tuple[str, ...] = (path,)
         if head == "stackdriver_logging_config":
-            mapped = "logging_sampling_ratio"
+            mapped = ("logging_sampling_ratio",)
         elif head == "app_engine_routing_override":
-            mapped = head
-        else:
-            mapped = path
-        if mapped not in out:
-            out.append(mapped)
+            mapped = (head,)
+        elif shape.routing_holder and head == shape.routing_holder:
+            mapped = ("kind", "app_engine_routing_override")
+        elif shape.typed and head == "type":
+            mapped = ("kind",)
+        for model_path in mapped:
+            if model_path not in out:
+                out.append(model_path)
     return out
 
 
-def task_from_pb(message: Message, parent: QueueName) -> Task:
+def task_from_pb(shape: Shape, message: Message, parent: QueueName) -> Task:
     name = TaskName.parse(message.name, "task.name") if message.name else None
-    which = message.WhichOneof("message_type")
-    payload: AppEngineHttpRequest | HttpRequest | None = None
+    which = message.WhichOneof(shape.payload_oneof)
+    payload: AppEngineHttpRequest | HttpRequest | PullMessage | None = None
     if which == "app_engine_http_request":
         request = message.app_engine_http_request
         payload = AppEngineHttpRequest(
@@ -144,6 +194,8 @@ def task_from_pb(message: Message, parent: QueueName) -> Task:
         )
     elif which == "http_request":
         payload = shared.http_request_of(message.http_request)
+    elif which == "pull_message":
+        payload = PullMessage(message.pull_message.payload, message.pull_message.tag)
     return Task(
         name=name,
         payload=payload,
@@ -155,13 +207,13 @@ def task_from_pb(message: Message, parent: QueueName) -> Task:
     )
 
 
-def view_from_pb(value: int) -> TaskView:
-    return TaskView.FULL if value == _VIEW.Value("FULL") else TaskView.BASIC
+def view_from_pb(shape: Shape, value: int) -> TaskView:
+    return TaskView.FULL if value == shape.task_pb.View.Value("FULL") else TaskView.BASIC
 
 
-def task_to_pb(task: Task, view: TaskView) -> Message:
+def task_to_pb(shape: Shape, task: Task, view: TaskView) -> Message:
     assert task.name is not None
-    message = TaskPb(name=task.name.path, view=_VIEW.Value(view.value))
+    message = shape.task_pb(name=task.name.path, view=shape.task_pb.View.Value(view.value))
     full = view is TaskView.FULL
     payload = task.payload
     if isinstance(payload, AppEngineHttpRequest):
@@ -176,6 +228,11 @@ def task_to_pb(task: Task, view: TaskView) -> Message:
             out.body = payload.body
     elif isinstance(payload, HttpRequest):
         shared.set_http_request(message.http_request, payload, with_body=full)
+    elif isinstance(payload, PullMessage) and shape.pull:
+        message.pull_message.SetInParent()
+        message.pull_message.tag = payload.tag
+        if full:
+            message.pull_message.payload = payload.payload
     if task.schedule_time is not None:
         pbx.set_timestamp(message.schedule_time, task.schedule_time)
     if task.create_time is not None:

@@ -125,13 +125,7 @@ def queue_to_pb(queue: Queue, stats: QueueStats | None = None) -> Message:
     if queue.tombstone_ttl is not None:
         pbx.set_duration(message.tombstone_ttl, queue.tombstone_ttl)
     if stats is not None:
-        out = message.stats
-        out.tasks_count = stats.tasks_count
-        if stats.oldest_estimated_arrival_time is not None:
-            pbx.set_timestamp(out.oldest_estimated_arrival_time, stats.oldest_estimated_arrival_time)
-        out.executed_last_minute_count = stats.executed_last_minute_count
-        out.concurrent_dispatches_count = stats.concurrent_dispatches_count
-        out.effective_execution_rate = stats.effective_execution_rate
+        shared.set_stats(message.stats, stats)
     return message
 
 
