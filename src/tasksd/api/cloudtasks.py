@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2
@@ -72,6 +73,38 @@ _TASK_VERBS = {
     "run": "RunTask",
     "buffer": "BufferTask",
 }
+
+
+def standard_messages(
+    messages: ModuleType, queue: type[Message], task: type[Message]
+) -> dict[str, tuple[type[Message], type[Message]]]:
+    """RPC name → (request, response) for the RPCs every version has; ``messages`` is the
+    version's cloudtasks types module."""
+    table: dict[str, tuple[type[Message], type[Message]]] = {
+        "ListQueues": (messages.ListQueuesRequest.pb(), messages.ListQueuesResponse.pb()),
+        "ListTasks": (messages.ListTasksRequest.pb(), messages.ListTasksResponse.pb()),
+        "GetIamPolicy": (iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy),
+        "SetIamPolicy": (iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy),
+        "TestIamPermissions": (
+            iam_policy_pb2.TestIamPermissionsRequest,
+            iam_policy_pb2.TestIamPermissionsResponse,
+        ),
+    }
+    for rpc, response in [
+        ("GetQueue", queue),
+        ("CreateQueue", queue),
+        ("UpdateQueue", queue),
+        ("DeleteQueue", empty_pb2.Empty),
+        ("PurgeQueue", queue),
+        ("PauseQueue", queue),
+        ("ResumeQueue", queue),
+        ("GetTask", task),
+        ("CreateTask", task),
+        ("DeleteTask", empty_pb2.Empty),
+        ("RunTask", task),
+    ]:
+        table[rpc] = (getattr(messages, f"{rpc}Request").pb(), response)
+    return table
 
 
 def standard_rest_methods(

@@ -20,7 +20,7 @@ from tasksd.model.queue import (
     UriOverride,
     UriOverrideEnforceMode,
 )
-from tasksd.model.task import Attempt, HttpRequest
+from tasksd.model.task import AppEngineHttpRequest, Attempt, HttpRequest
 
 
 def method_of(message: Message) -> HttpMethod | None:
@@ -174,3 +174,29 @@ def set_stats(target: Message, stats: QueueStats) -> None:
     target.executed_last_minute_count = stats.executed_last_minute_count
     target.concurrent_dispatches_count = stats.concurrent_dispatches_count
     target.effective_execution_rate = stats.effective_execution_rate
+
+
+def app_engine_request_of(message: Message, url_field: str, body_field: str) -> AppEngineHttpRequest:
+    """An AppEngineHttpRequest message; versions name its URL and body fields differently."""
+    return AppEngineHttpRequest(
+        http_method=method_of(message),
+        app_engine_routing=routing_of(message.app_engine_routing)
+        if message.HasField("app_engine_routing")
+        else None,
+        relative_url=getattr(message, url_field),
+        headers=dict(message.headers),
+        body=getattr(message, body_field),
+    )
+
+
+def set_app_engine_request(
+    target: Message, request: AppEngineHttpRequest, url_field: str, body_field: str, *, with_body: bool
+) -> None:
+    target.SetInParent()
+    set_method(target, request.http_method)
+    if request.app_engine_routing is not None:
+        set_routing(target.app_engine_routing, request.app_engine_routing)
+    setattr(target, url_field, request.relative_url)
+    target.headers.update(request.headers)
+    if with_body:
+        setattr(target, body_field, request.body)

@@ -6,11 +6,9 @@ from functools import partial
 from types import ModuleType
 
 from google.cloud.tasks_v2.types import cloudtasks as ct
-from google.iam.v1 import iam_policy_pb2, policy_pb2
-from google.protobuf import empty_pb2
 
 from tasksd.api.buffer import buffer_messages
-from tasksd.api.cloudtasks import Version, standard_rest_methods
+from tasksd.api.cloudtasks import Version, standard_messages, standard_rest_methods
 from tasksd.api.v2 import mapping as m
 
 
@@ -21,28 +19,7 @@ def family_version(name: str, messages: ModuleType, shape: m.Shape, field_names:
     return Version(
         name=name,
         service=service,
-        messages={
-            "ListQueues": (messages.ListQueuesRequest.pb(), messages.ListQueuesResponse.pb()),
-            "GetQueue": (messages.GetQueueRequest.pb(), queue),
-            "CreateQueue": (messages.CreateQueueRequest.pb(), queue),
-            "UpdateQueue": (messages.UpdateQueueRequest.pb(), queue),
-            "DeleteQueue": (messages.DeleteQueueRequest.pb(), empty_pb2.Empty),
-            "PurgeQueue": (messages.PurgeQueueRequest.pb(), queue),
-            "PauseQueue": (messages.PauseQueueRequest.pb(), queue),
-            "ResumeQueue": (messages.ResumeQueueRequest.pb(), queue),
-            "GetIamPolicy": (iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy),
-            "SetIamPolicy": (iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy),
-            "TestIamPermissions": (
-                iam_policy_pb2.TestIamPermissionsRequest,
-                iam_policy_pb2.TestIamPermissionsResponse,
-            ),
-            "ListTasks": (messages.ListTasksRequest.pb(), messages.ListTasksResponse.pb()),
-            "GetTask": (messages.GetTaskRequest.pb(), task),
-            "CreateTask": (messages.CreateTaskRequest.pb(), task),
-            "DeleteTask": (messages.DeleteTaskRequest.pb(), empty_pb2.Empty),
-            "RunTask": (messages.RunTaskRequest.pb(), task),
-            "BufferTask": buffer_messages(task, name),
-        },
+        messages=standard_messages(messages, queue, task) | {"BufferTask": buffer_messages(task, name)},
         queue_type=queue,
         queue_from_pb=partial(m.queue_from_pb, shape),
         queue_to_pb=partial(m.queue_to_pb, shape),

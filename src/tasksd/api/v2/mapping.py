@@ -182,16 +182,7 @@ def task_from_pb(shape: Shape, message: Message, parent: QueueName) -> Task:
     which = message.WhichOneof(shape.payload_oneof)
     payload: AppEngineHttpRequest | HttpRequest | PullMessage | None = None
     if which == "app_engine_http_request":
-        request = message.app_engine_http_request
-        payload = AppEngineHttpRequest(
-            http_method=shared.method_of(request),
-            app_engine_routing=shared.routing_of(request.app_engine_routing)
-            if request.HasField("app_engine_routing")
-            else None,
-            relative_url=request.relative_uri,
-            headers=dict(request.headers),
-            body=request.body,
-        )
+        payload = shared.app_engine_request_of(message.app_engine_http_request, "relative_uri", "body")
     elif which == "http_request":
         payload = shared.http_request_of(message.http_request)
     elif which == "pull_message":
@@ -217,15 +208,9 @@ def task_to_pb(shape: Shape, task: Task, view: TaskView) -> Message:
     full = view is TaskView.FULL
     payload = task.payload
     if isinstance(payload, AppEngineHttpRequest):
-        out = message.app_engine_http_request
-        out.SetInParent()
-        shared.set_method(out, payload.http_method)
-        if payload.app_engine_routing is not None:
-            shared.set_routing(out.app_engine_routing, payload.app_engine_routing)
-        out.relative_uri = payload.relative_url
-        out.headers.update(payload.headers)
-        if full:
-            out.body = payload.body
+        shared.set_app_engine_request(
+            message.app_engine_http_request, payload, "relative_uri", "body", with_body=full
+        )
     elif isinstance(payload, HttpRequest):
         shared.set_http_request(message.http_request, payload, with_body=full)
     elif isinstance(payload, PullMessage) and shape.pull:

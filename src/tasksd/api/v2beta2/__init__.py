@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from google.cloud.tasks_v2beta2.types import cloudtasks as ct
-from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2
 
 from tasksd.api.buffer import buffer_messages
-from tasksd.api.cloudtasks import Version, standard_rest_methods
+from tasksd.api.cloudtasks import Version, standard_messages, standard_rest_methods
 from tasksd.api.v2beta2 import mapping as m
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
@@ -15,31 +14,13 @@ SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
 VERSION = Version(
     name="v2beta2",
     service=SERVICE,
-    messages={
-        "ListQueues": (ct.ListQueuesRequest.pb(), ct.ListQueuesResponse.pb()),
-        "GetQueue": (ct.GetQueueRequest.pb(), m.QueuePb),
-        "CreateQueue": (ct.CreateQueueRequest.pb(), m.QueuePb),
-        "UpdateQueue": (ct.UpdateQueueRequest.pb(), m.QueuePb),
-        "DeleteQueue": (ct.DeleteQueueRequest.pb(), empty_pb2.Empty),
-        "PurgeQueue": (ct.PurgeQueueRequest.pb(), m.QueuePb),
-        "PauseQueue": (ct.PauseQueueRequest.pb(), m.QueuePb),
-        "ResumeQueue": (ct.ResumeQueueRequest.pb(), m.QueuePb),
+    messages=standard_messages(ct, m.QueuePb, m.TaskPb)
+    | {
         "UploadQueueYaml": (ct.UploadQueueYamlRequest.pb(), empty_pb2.Empty),
-        "GetIamPolicy": (iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy),
-        "SetIamPolicy": (iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy),
-        "TestIamPermissions": (
-            iam_policy_pb2.TestIamPermissionsRequest,
-            iam_policy_pb2.TestIamPermissionsResponse,
-        ),
-        "ListTasks": (ct.ListTasksRequest.pb(), ct.ListTasksResponse.pb()),
-        "GetTask": (ct.GetTaskRequest.pb(), m.TaskPb),
-        "CreateTask": (ct.CreateTaskRequest.pb(), m.TaskPb),
-        "DeleteTask": (ct.DeleteTaskRequest.pb(), empty_pb2.Empty),
         "LeaseTasks": (ct.LeaseTasksRequest.pb(), ct.LeaseTasksResponse.pb()),
         "AcknowledgeTask": (ct.AcknowledgeTaskRequest.pb(), empty_pb2.Empty),
         "RenewLease": (ct.RenewLeaseRequest.pb(), m.TaskPb),
         "CancelLease": (ct.CancelLeaseRequest.pb(), m.TaskPb),
-        "RunTask": (ct.RunTaskRequest.pb(), m.TaskPb),
         "BufferTask": buffer_messages(m.TaskPb, "v2beta2"),
     },
     queue_type=m.QueuePb,

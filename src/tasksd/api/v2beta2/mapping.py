@@ -164,16 +164,7 @@ def task_from_pb(message: Message, parent: QueueName) -> Task:
     if which == "pull_message":
         payload = PullMessage(message.pull_message.payload, message.pull_message.tag)
     elif which == "app_engine_http_request":
-        request = message.app_engine_http_request
-        payload = AppEngineHttpRequest(
-            http_method=shared.method_of(request),
-            app_engine_routing=shared.routing_of(request.app_engine_routing)
-            if request.HasField("app_engine_routing")
-            else None,
-            relative_url=request.relative_url,
-            headers=dict(request.headers),
-            body=request.payload,
-        )
+        payload = shared.app_engine_request_of(message.app_engine_http_request, "relative_url", "payload")
     elif which == "http_request":
         payload = shared.http_request_of(message.http_request)
     return Task(
@@ -198,15 +189,9 @@ def task_to_pb(task: Task, view: TaskView) -> Message:
         if full:
             message.pull_message.payload = payload.payload
     elif isinstance(payload, AppEngineHttpRequest):
-        out = message.app_engine_http_request
-        out.SetInParent()
-        shared.set_method(out, payload.http_method)
-        if payload.app_engine_routing is not None:
-            shared.set_routing(out.app_engine_routing, payload.app_engine_routing)
-        out.relative_url = payload.relative_url
-        out.headers.update(payload.headers)
-        if full:
-            out.payload = payload.body
+        shared.set_app_engine_request(
+            message.app_engine_http_request, payload, "relative_url", "payload", with_body=full
+        )
     elif isinstance(payload, HttpRequest):
         shared.set_http_request(message.http_request, payload, with_body=full)
     if task.schedule_time is not None:

@@ -48,10 +48,6 @@ INSERT INTO tasks (queue, task_id, kind, schedule_us, create_us, expire_us, tag,
                    dispatch_count, response_count, payload, attempts, options)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
--- task_exists --
--- Whether a live task has this id.
-SELECT 1 FROM tasks WHERE queue = ? AND task_id = ?
-
 -- get_task --
 -- One live task.
 SELECT task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
