@@ -56,3 +56,12 @@ def test_errors_carry_status_codes(server: Server, queue_name: str) -> None:
         client.lease_tasks(request={"parent": queue_name, "max_tasks": 1, "lease_duration": {"seconds": 10}})
     with pytest.raises(exceptions.MethodNotImplemented):
         client.upload_queue_yaml(request={"app_id": "x"})
+
+
+def test_undecodable_request_is_invalid_argument(server: Server) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        create = channel.unary_unary("/google.cloud.tasks.v2.CloudTasks/CreateTask")
+        with pytest.raises(grpc.RpcError) as info:
+            create(b"\xff\xff\xff\x0f garbage", timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid google.cloud.tasks.v2.CreateTaskRequest" in info.value.details()

@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -29,8 +29,27 @@ def grpc_status(code: Code) -> grpc.StatusCode:
     return _STATUS[int(code)]
 
 
+class _Undecodable:
+    """What the deserializer hands on when the bytes are not a message of the RPC's type."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _deserializer(message_type: type[Message]) -> Any:
+    def parse(data: bytes) -> Message | _Undecodable:
+        try:
+            return message_type.FromString(data)
+        except DecodeError as exc:
+            return _Undecodable(f"The request is not a valid {message_type.DESCRIPTOR.full_name}: {exc}.")
+
+    return parse
+
+
 def _method_handler(rpc: Rpc) -> grpc.RpcMethodHandler:
-    async def call(request: Message, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+    async def call(request: Message | _Undecodable, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        if isinstance(request, _Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         try:
             return await rpc.handler(request)
         except TasksError as error:
@@ -41,7 +60,9 @@ def _method_handler(rpc: Rpc) -> grpc.RpcMethodHandler:
         raise AssertionError("context.abort always raises")
 
     return grpc.unary_unary_rpc_method_handler(
-        call, request_deserializer=rpc.request.FromString, response_serializer=rpc.response.SerializeToString
+        call,
+        request_deserializer=_deserializer(rpc.request),
+        response_serializer=rpc.response.SerializeToString,
     )
 
 
