@@ -21,6 +21,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import tasks_v2beta2
 from googleapiclient.discovery import build
 
+from tests.postgres import PostgresServer
+
 PROJECT = "test-project"
 LOCATION = "us-central1"
 PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
@@ -92,9 +94,20 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    db = tmp_path_factory.mktemp("db") / "tasksd.db"
-    srv = Server(f"sqlite:///{db}").start()
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """tasksd on each store in turn: the API suite is one suite, run against both."""
+    if request.param == "postgres":
+        db = request.getfixturevalue("postgres_server").new_database()
+    else:
+        db = f"sqlite:///{tmp_path_factory.mktemp('db') / 'tasksd.db'}"
+    srv = Server(db).start()
     yield srv
     srv.stop()
 

@@ -11,7 +11,10 @@ import pytest
 
 from tasksd.clock import FakeClock
 from tasksd.service import ServiceSettings, TasksService
+from tasksd.store.postgres import PostgresStore
 from tasksd.store.sqlite import SqliteStore
+from tasksd.store.sqlstore import SqlStore
+from tests.postgres import PostgresServer
 
 T = TypeVar("T")
 
@@ -23,9 +26,16 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
-@pytest.fixture(params=["file", "memory"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return str(tmp_path / "store.db") if request.param == "file" else ":memory:"
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
@@ -37,8 +47,18 @@ def run(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
 
 
 @pytest.fixture
-def store(store_url: str, run: Callable[[Awaitable[object]], object]) -> Iterator[SqliteStore]:
-    store = SqliteStore(store_url)
+def store(
+    store_kind: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    run: Callable[[Awaitable[object]], object],
+) -> Iterator[SqlStore]:
+    """Every backend in turn: the contract suite is one suite, run against each."""
+    store: SqlStore
+    if store_kind == "postgres":
+        store = PostgresStore(request.getfixturevalue("postgres_server").new_database())
+    else:
+        store = SqliteStore(str(tmp_path / "store.db") if store_kind == "sqlite-file" else ":memory:")
     run(store.open())
     yield store
     run(store.close())
@@ -50,5 +70,5 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def service(store: SqliteStore, clock: FakeClock) -> TasksService:
+def service(store: SqlStore, clock: FakeClock) -> TasksService:
     return TasksService(store, clock, ServiceSettings())

@@ -190,14 +190,23 @@ class Store(Protocol):
 
 
 async def open_store(url: str) -> Store:
-    """Open the store a ``--db`` URL names (``sqlite:///path`` or ``sqlite:///:memory:``)."""
+    """Open the store a ``--db`` URL names: ``sqlite:///path``, ``sqlite:///:memory:`` or
+    ``postgresql://user:pass@host:port/db``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from tasksd.store.postgres import PostgresStore
+
+        postgres = PostgresStore(url)
+        await postgres.open()
+        return postgres
     if url.startswith("sqlite://"):
         from tasksd.store.sqlite import SqliteStore
 
         store = SqliteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
         await store.open()
         return store
-    raise UnsupportedDatabase(f"Unsupported --db URL {url!r}: use sqlite:///PATH or sqlite:///:memory:.")
+    raise UnsupportedDatabase(
+        f"Unsupported --db URL {url!r}: use sqlite:///PATH, sqlite:///:memory: or postgresql://…"
+    )
 
 
 class UnsupportedDatabase(ValueError):

@@ -1,0 +1,45 @@
+"""The PostgreSQL store (psycopg 3): the same jobs as SQLite, with PostgreSQL's SQL.
+
+Claims and leases select with ``FOR UPDATE SKIP LOCKED``, so several tasksd processes on one
+database never take the same task; schema migrations run under an advisory lock, so several
+nodes may start at once.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from tasksd.store.sql import load_queries, migrations
+from tasksd.store.sqlstore import Db, Dialect, SqlStore
+
+QUERIES = load_queries("postgres")
+_MIGRATION_LOCK = 7_731_001  # pg_advisory_xact_lock key of tasksd's schema migrations
+
+
+def _migrate(conn: Db) -> None:
+    conn.raw(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+    conn.raw("CREATE TABLE IF NOT EXISTS tasksd_schema (version INTEGER NOT NULL)")
+    current = conn.raw("SELECT coalesce(max(version), 0) FROM tasksd_schema").fetchone()[0]
+    for number, script in migrations("postgres"):
+        if number > current:
+            conn.raw(script)
+            conn.conn.execute("INSERT INTO tasksd_schema (version) VALUES (%s)", (number,))
+
+
+def postgres_dialect(url: str) -> Dialect:
+    return Dialect(
+        name="postgres",
+        queries=QUERIES,
+        connect=lambda: psycopg.connect(url, autocommit=True),
+        begin="BEGIN",
+        migrate=_migrate,
+        error=psycopg.Error,
+        unique_violation=psycopg.errors.UniqueViolation,
+    )
+
+
+class PostgresStore(SqlStore):
+    """The Store protocol on a PostgreSQL database (``postgresql://user:pass@host:port/db``)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(postgres_dialect(url))

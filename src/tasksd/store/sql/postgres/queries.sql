@@ -1,0 +1,196 @@
+-- PostgreSQL forms of the queries in ../sqlite/queries.sql, block for block: %s placeholders,
+-- ON CONFLICT upserts, and FOR UPDATE SKIP LOCKED where tasks are claimed or leased, so that
+-- several tasksd processes on one database never take the same task.
+
+-- get_queue --
+-- One queue's row by name.
+SELECT id, config, policy FROM queues WHERE project = %s AND location = %s AND queue_id = %s
+
+-- list_queues --
+-- A page of a location's queues in id order.
+SELECT config FROM queues
+WHERE project = %s AND location = %s AND queue_id > %s
+ORDER BY queue_id LIMIT %s
+
+-- insert_queue --
+-- A new queue.
+INSERT INTO queues (project, location, queue_id, task_ttl_us, tombstone_ttl_us, config)
+VALUES (%s, %s, %s, %s, %s, %s)
+
+-- update_queue --
+-- Replace a queue's configuration.
+UPDATE queues SET task_ttl_us = %s, tombstone_ttl_us = %s, config = %s WHERE id = %s
+
+-- retime_tasks --
+-- Recompute task expiry after the queue's task TTL changed.
+UPDATE tasks SET expire_us = create_us + %s WHERE queue = %s
+
+-- delete_queue --
+-- Remove a queue row.
+DELETE FROM queues WHERE id = %s
+
+-- get_queue_tombstone --
+-- When a deleted queue's name becomes free again.
+SELECT expire_us FROM queue_tombstones WHERE project = %s AND location = %s AND queue_id = %s
+
+-- put_queue_tombstone --
+-- Reserve a deleted queue's name.
+INSERT INTO queue_tombstones (project, location, queue_id, expire_us)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (project, location, queue_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
+
+-- set_policy --
+-- Store a queue's IAM policy.
+UPDATE queues SET policy = %s WHERE id = %s
+
+-- locations_in_use --
+-- Locations with at least one queue of a project.
+SELECT DISTINCT location FROM queues WHERE project = %s ORDER BY location
+
+-- insert_task --
+-- A new task.
+INSERT INTO tasks (queue, task_id, kind, schedule_us, create_us, expire_us, tag,
+                   dispatch_count, response_count, payload, attempts, options)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+
+-- get_task --
+-- One live task.
+SELECT task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = %s AND task_id = %s AND expire_us > %s
+
+-- list_tasks --
+-- A page of a queue's live tasks in id order.
+SELECT task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = %s AND task_id > %s AND expire_us > %s
+ORDER BY task_id LIMIT %s
+
+-- delete_task --
+-- Remove one live task.
+DELETE FROM tasks WHERE queue = %s AND task_id = %s AND expire_us > %s
+
+-- get_tombstone --
+-- When a task id becomes free again.
+SELECT expire_us FROM task_tombstones WHERE queue = %s AND task_id = %s
+
+-- put_tombstone --
+-- Remember a deleted or completed task id.
+INSERT INTO task_tombstones (queue, task_id, expire_us) VALUES (%s, %s, %s)
+ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
+
+-- tombstone_all_tasks --
+-- Tombstones for every task of a queue (purge).
+INSERT INTO task_tombstones (queue, task_id, expire_us)
+SELECT queue, task_id, %s FROM tasks WHERE queue = %s
+ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
+
+-- delete_all_tasks --
+-- Remove every task of a queue.
+DELETE FROM tasks WHERE queue = %s
+
+-- delete_all_tombstones --
+-- Remove every task tombstone of a queue.
+DELETE FROM task_tombstones WHERE queue = %s
+
+-- queue_stats --
+-- Live task count and earliest schedule time of a queue.
+SELECT count(*), min(schedule_us) FROM tasks WHERE queue = %s AND expire_us > %s
+
+-- sweep_tasks --
+-- Delete tasks past their TTL, a bounded batch at a time.
+DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE expire_us <= %s LIMIT %s)
+
+-- sweep_tombstones --
+-- Delete expired task tombstones, a bounded batch at a time.
+DELETE FROM task_tombstones WHERE (queue, task_id) IN (
+    SELECT queue, task_id FROM task_tombstones WHERE expire_us <= %s LIMIT %s)
+
+-- sweep_queue_tombstones --
+-- Free queue names whose reservation ended.
+DELETE FROM queue_tombstones WHERE expire_us <= %s
+
+-- due_tasks --
+-- The queue's due live tasks, oldest schedule first.
+SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = %s AND schedule_us <= %s AND expire_us > %s
+ORDER BY schedule_us LIMIT %s
+FOR UPDATE SKIP LOCKED
+
+-- due_tasks_with_tag --
+-- The queue's due live tasks with one tag, oldest schedule first.
+SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = %s AND tag = %s AND schedule_us <= %s AND expire_us > %s
+ORDER BY schedule_us LIMIT %s
+FOR UPDATE SKIP LOCKED
+
+-- oldest_due_tag --
+-- The tag of the due task with the oldest schedule time.
+SELECT tag FROM tasks WHERE queue = %s AND schedule_us <= %s AND expire_us > %s
+ORDER BY schedule_us LIMIT 1
+
+-- lease_task --
+-- Lease one task until a time: one more dispatch.
+UPDATE tasks SET schedule_us = %s, dispatch_count = dispatch_count + 1 WHERE id = %s
+
+-- held_task --
+-- A live task with its schedule time, to check a worker's claim on its lease.
+SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = %s AND task_id = %s AND expire_us > %s
+
+-- reschedule_task --
+-- Move one task to a new schedule time.
+UPDATE tasks SET schedule_us = %s WHERE id = %s
+
+-- delete_task_by_id --
+-- Remove one task.
+DELETE FROM tasks WHERE id = %s
+
+-- due_push_tasks --
+-- Due live tasks of a queue that have no attempt in flight, oldest schedule first.
+SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = %s AND schedule_us <= %s AND expire_us > %s AND attempt_us IS NULL
+ORDER BY schedule_us LIMIT %s
+FOR UPDATE SKIP LOCKED
+
+-- next_due_us --
+-- The earliest schedule time of a queue's tasks without an attempt in flight.
+SELECT min(schedule_us) FROM tasks WHERE queue = %s AND expire_us > %s AND attempt_us IS NULL
+
+-- start_attempt --
+-- Record an attempt as sent: its dispatch time, one more dispatch, the attempt history.
+UPDATE tasks SET attempt_us = %s, dispatch_count = dispatch_count + 1, attempts = %s WHERE id = %s
+
+-- attempt_row --
+-- A task whose attempt started at a given time.
+SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
+       attempts, options
+FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s
+
+-- retry_task --
+-- A failed attempt: the next schedule time, counts and history; no attempt in flight.
+UPDATE tasks SET schedule_us = %s, attempt_us = NULL, response_count = %s, attempts = %s WHERE id = %s
+
+-- recover_in_flight --
+-- After a restart: attempts that were in flight are to be sent again.
+UPDATE tasks SET attempt_us = NULL WHERE attempt_us IS NOT NULL
+
+-- queue_configs --
+-- Every queue's configuration.
+SELECT config FROM queues
+
+-- get_meta --
+-- A server-wide value.
+SELECT value FROM meta WHERE key = %s
+
+-- add_meta --
+-- A server-wide value, unless one is there already.
+INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING
+
+-- delete_attempted --
+-- Remove a task whose attempt started at a given time (it succeeded or ran out of retries).
+DELETE FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s

@@ -1,0 +1,636 @@
+"""Relational stores: every operation is a job on a ``Db``, and writes are group-committed.
+
+Every write is a job run by a single writer thread. The writer takes every job waiting at
+that moment and runs them in one transaction, each inside its own savepoint so that a job
+that fails (a duplicate name, a missing queue) is undone alone; then it commits once and
+answers all of them. Concurrent writers thus share one commit (one fsync), and no write is
+answered before it is durable. Reads use their own connections on a small thread pool. The
+SQL of each dialect lives in ``store/sql/<dialect>/``; the jobs here are written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue as queue_module
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from tasksd.model.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    Internal,
+    QueueNotFound,
+    QueueTombstoned,
+    TaskNotFound,
+    TaskTombstoned,
+)
+from tasksd.model.iam import Policy
+from tasksd.model.names import LocationName, QueueName, TaskName
+from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
+from tasksd.model.task import Attempt, AttemptResult, PullMessage, Task
+from tasksd.store import codec
+from tasksd.store.base import Claim, Lease, QueueChange, TaskMaker
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_BATCH = 1024
+SWEEP_BATCH = 5000
+READERS = 4
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between relational backends."""
+
+    name: str
+    queries: dict[str, str]
+    connect: Callable[[], Any]
+    """A new DB-API connection in autocommit mode (transactions are begun explicitly)."""
+    begin: str
+    migrate: Callable[[Db], None]
+    error: type[Exception]
+    unique_violation: type[Exception]
+    shared_readers: bool = True
+    """Whether other connections see the writer's commits (not so for SQLite :memory:)."""
+
+
+class Db:
+    """A connection as jobs see it: named queries of its dialect."""
+
+    def __init__(self, conn: Any, dialect: Dialect) -> None:
+        self.conn = conn
+        self.queries = dialect.queries
+        self.unique_violation = dialect.unique_violation
+
+    def q(self, name: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
+        return self.conn.execute(self.queries[name], params)
+
+    def raw(self, statement: str) -> Any:
+        return self.conn.execute(statement)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+Job = Callable[[Db], T]
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: Job[Any]
+    future: asyncio.Future[Any]
+
+
+class _Writer(threading.Thread):
+    """The single thread that owns the write connection (see the module docstring)."""
+
+    def __init__(self, connect: Callable[[], Db], dialect: Dialect, loop: asyncio.AbstractEventLoop):
+        super().__init__(name=f"tasksd-{dialect.name}-writer", daemon=True)
+        self._dialect = dialect
+        self._connect = connect
+        self._loop = loop
+        self._jobs: queue_module.SimpleQueue[_Pending | None] = queue_module.SimpleQueue()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+
+    def submit(self, job: Job[T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put(_Pending(job, future))
+        return future
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    def run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # reported to open() through self.error
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        stopping = False
+        while not stopping:
+            first = self._jobs.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue_module.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            results = self._run_batch(conn, batch, self._dialect)
+            self._loop.call_soon_threadsafe(_deliver, batch, results)
+        conn.close()
+
+    @staticmethod
+    def _run_batch(conn: Db, batch: list[_Pending], dialect: Dialect) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.raw(dialect.begin)
+            for pending in batch:
+                conn.raw("SAVEPOINT job")
+                try:
+                    results.append((True, pending.job(conn)))
+                    conn.raw("RELEASE SAVEPOINT job")
+                except Exception as exc:
+                    conn.raw("ROLLBACK TO SAVEPOINT job")
+                    conn.raw("RELEASE SAVEPOINT job")
+                    results.append((False, exc))
+            conn.raw("COMMIT")
+        except dialect.error as exc:
+            log.exception("%s transaction failed", dialect.name)
+            with contextlib.suppress(dialect.error):
+                conn.raw("ROLLBACK")
+            failure = Internal(f"The store could not commit the change: {exc}.")
+            results = [(False, failure)] * len(batch)
+        return results
+
+
+def _deliver(batch: list[_Pending], results: list[tuple[bool, Any]]) -> None:
+    for pending, (ok, value) in zip(batch, results, strict=True):
+        if pending.future.done():
+            continue
+        if ok:
+            pending.future.set_result(value)
+        else:
+            pending.future.set_exception(value)
+
+
+def _queue_row(conn: Db, name: QueueName) -> tuple[int, bytes, bytes | None]:
+    row = conn.q("get_queue", (name.project, name.location, name.queue)).fetchone()
+    if row is None:
+        raise QueueNotFound()
+    return row  # type: ignore[no-any-return]
+
+
+class SqlStore:
+    """The Store protocol on a relational database of one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._writer: _Writer | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._reader_conns: list[Db] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _connect(self) -> Db:
+        return Db(self._dialect.connect(), self._dialect)
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._writer = _Writer(self._connect, self._dialect, loop)
+        self._writer.start()
+        await asyncio.to_thread(self._writer.ready.wait)
+        if self._writer.error is not None:
+            raise self._writer.error
+        await self._write(self._dialect.migrate)
+        if self._dialect.shared_readers:
+            prefix = f"tasksd-{self._dialect.name}-read"
+            self._readers = ThreadPoolExecutor(READERS, thread_name_prefix=prefix)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
+        for conn in self._reader_conns:
+            conn.close()
+        self._reader_conns.clear()
+
+    async def _write(self, job: Job[T]) -> T:
+        assert self._writer is not None, "store is not open"
+        return await self._writer.submit(job)
+
+    async def _read(self, job: Job[T]) -> T:
+        if self._readers is None:
+            return await self._write(job)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, job)
+
+    def _run_read(self, job: Job[T]) -> T:
+        conn: Db | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            self._reader_conns.append(conn)
+        return job(conn)
+
+    # -- queues ------------------------------------------------------------------------
+
+    async def put_queue(self, name: QueueName, change: QueueChange, now: datetime) -> Queue:
+        def job(conn: Db) -> Queue:
+            row = conn.q("get_queue", (name.project, name.location, name.queue)).fetchone()
+            if row is None:
+                held = conn.q("get_queue_tombstone", (name.project, name.location, name.queue)).fetchone()
+                if held is not None and held[0] > codec.to_us(now):
+                    raise QueueTombstoned()
+                queue = change(None)
+                conn.q(
+                    "insert_queue",
+                    (name.project, name.location, name.queue, *_ttls(queue), codec.encode_queue(queue)),
+                )
+                return queue
+            old = codec.decode_queue(row[1])
+            queue = change(old)
+            task_ttl_us, tombstone_ttl_us = _ttls(queue)
+            conn.q("update_queue", (task_ttl_us, tombstone_ttl_us, codec.encode_queue(queue), row[0]))
+            if queue.task_ttl != old.task_ttl:
+                conn.q("retime_tasks", (task_ttl_us, row[0]))
+            return queue
+
+        return await self._write(job)
+
+    async def get_queue(self, name: QueueName) -> Queue:
+        return await self._read(lambda conn: codec.decode_queue(_queue_row(conn, name)[1]))
+
+    async def list_queues(self, parent: LocationName, after: str, limit: int) -> list[Queue]:
+        def job(conn: Db) -> list[Queue]:
+            rows = conn.q("list_queues", (parent.project, parent.location, after, limit))
+            return [codec.decode_queue(row[0]) for row in rows]
+
+        return await self._read(job)
+
+    async def delete_queue(self, name: QueueName, now: datetime, reuse_delay: timedelta) -> None:
+        def job(conn: Db) -> None:
+            queue_id = _queue_row(conn, name)[0]
+            conn.q("delete_all_tasks", (queue_id,))
+            conn.q("delete_all_tombstones", (queue_id,))
+            conn.q("delete_queue", (queue_id,))
+            if reuse_delay > timedelta(0):
+                conn.q(
+                    "put_queue_tombstone",
+                    (name.project, name.location, name.queue, codec.to_us(now + reuse_delay)),
+                )
+
+        await self._write(job)
+
+    async def purge_queue(self, name: QueueName, now: datetime) -> Queue:
+        def job(conn: Db) -> Queue:
+            queue_id, config, _ = _queue_row(conn, name)
+            queue = replace(codec.decode_queue(config), purge_time=now)
+            until = _tombstone_until(queue, now)
+            conn.q("tombstone_all_tasks", (until, queue_id))
+            conn.q("delete_all_tasks", (queue_id,))
+            conn.q("update_queue", (*_ttls(queue), codec.encode_queue(queue), queue_id))
+            return queue
+
+        return await self._write(job)
+
+    async def queue_stats(self, name: QueueName, now: datetime) -> QueueStats:
+        def job(conn: Db) -> QueueStats:
+            queue_id = _queue_row(conn, name)[0]
+            count, oldest = conn.q("queue_stats", (queue_id, codec.to_us(now))).fetchone()
+            return QueueStats(
+                tasks_count=count,
+                oldest_estimated_arrival_time=codec.from_us(oldest) if oldest is not None else None,
+            )
+
+        return await self._read(job)
+
+    async def locations_in_use(self, project: str) -> list[str]:
+        def job(conn: Db) -> list[str]:
+            return [row[0] for row in conn.q("locations_in_use", (project,))]
+
+        return await self._read(job)
+
+    # -- tasks -------------------------------------------------------------------------
+
+    async def insert_task(self, queue: QueueName, make: TaskMaker, now: datetime) -> Task:
+        now_us = codec.to_us(now)
+
+        def job(conn: Db) -> Task:
+            queue_id, config, _ = _queue_row(conn, queue)
+            stored = codec.decode_queue(config)
+            task = make(stored)
+            assert task.name is not None and task.schedule_time and task.create_time
+            held = conn.q("get_tombstone", (queue_id, task.name.task)).fetchone()
+            if held is not None and held[0] > now_us:
+                raise AlreadyExists()
+            kind, payload, attempts, options = codec.encode_task_columns(task)
+            tag = task.payload.tag if isinstance(task.payload, PullMessage) else None
+            create_us = codec.to_us(task.create_time)
+            try:
+                conn.q(
+                    "insert_task",
+                    (
+                        queue_id,
+                        task.name.task,
+                        kind,
+                        codec.to_us(task.schedule_time),
+                        create_us,
+                        create_us + _ttls(stored)[0],
+                        tag,
+                        task.status.dispatch_count,
+                        task.status.response_count,
+                        payload,
+                        attempts,
+                        options,
+                    ),
+                )
+            except conn.unique_violation:
+                raise AlreadyExists() from None
+            return task
+
+        return await self._write(job)
+
+    async def get_task(self, name: TaskName, now: datetime) -> Task:
+        def job(conn: Db) -> Task:
+            queue_id = _queue_row(conn, name.queue_name)[0]
+            row = conn.q("get_task", (queue_id, name.task, codec.to_us(now))).fetchone()
+            if row is None:
+                raise _missing_task(conn, queue_id, name, now)
+            return codec.decode_task(name.queue_name, *row)
+
+        return await self._read(job)
+
+    async def list_tasks(self, queue: QueueName, after: str, limit: int, now: datetime) -> list[Task]:
+        def job(conn: Db) -> list[Task]:
+            queue_id = _queue_row(conn, queue)[0]
+            rows = conn.q("list_tasks", (queue_id, after, codec.to_us(now), limit))
+            return [codec.decode_task(queue, *row) for row in rows]
+
+        return await self._read(job)
+
+    async def delete_task(self, name: TaskName, now: datetime) -> None:
+        def job(conn: Db) -> None:
+            queue_id, config, _ = _queue_row(conn, name.queue_name)
+            deleted = conn.q("delete_task", (queue_id, name.task, codec.to_us(now)))
+            if deleted.rowcount == 0:
+                raise _missing_task(conn, queue_id, name, now)
+            until = _tombstone_until(codec.decode_queue(config), now)
+            conn.q("put_tombstone", (queue_id, name.task, until))
+
+        await self._write(job)
+
+    # -- leases ------------------------------------------------------------------------
+
+    async def lease_tasks(self, queue: QueueName, lease: Lease, now: datetime) -> list[Task]:
+        now_us, until_us = codec.to_us(now), codec.to_us(lease.until)
+
+        def job(conn: Db) -> list[Task]:
+            queue_id, config, _ = _queue_row(conn, queue)
+            stored = codec.decode_queue(config)
+            lease.check(stored)
+            max_attempts = stored.retry_config.max_attempts or -1
+            tombstone_until = _tombstone_until(stored, now)
+            tag = lease.tag
+            if lease.oldest_tag:
+                oldest = conn.q("oldest_due_tag", (queue_id, now_us, now_us)).fetchone()
+                if oldest is None:
+                    return []
+                tag = oldest[0]
+            leased: list[Task] = []
+            size = 0
+            while len(leased) < lease.max_tasks:
+                wanted = lease.max_tasks - len(leased)
+                if tag is None:
+                    rows = conn.q("due_tasks", (queue_id, now_us, now_us, wanted)).fetchall()
+                else:
+                    rows = conn.q("due_tasks_with_tag", (queue_id, tag, now_us, now_us, wanted)).fetchall()
+                exhausted = False
+                for row in rows:
+                    row_id, task_id, dispatch_count, payload = row[0], row[1], row[5], row[7]
+                    if max_attempts != -1 and dispatch_count >= max_attempts:
+                        conn.q("delete_task_by_id", (row_id,))
+                        conn.q("put_tombstone", (queue_id, task_id, tombstone_until))
+                        exhausted = True
+                        continue
+                    size += _estimated_reply_bytes(task_id, payload)
+                    if size > lease.max_bytes:
+                        return leased
+                    conn.q("lease_task", (until_us, row_id))
+                    task = codec.decode_task(queue, *row[1:])
+                    task.schedule_time = lease.until
+                    task.status.dispatch_count += 1
+                    leased.append(task)
+                if not exhausted or len(rows) < wanted:
+                    break
+            return leased
+
+        return await self._write(job)
+
+    async def acknowledge_task(self, name: TaskName, schedule_time: datetime, now: datetime) -> None:
+        def job(conn: Db) -> None:
+            queue_id, config, _ = _queue_row(conn, name.queue_name)
+            row = _held_task(conn, queue_id, name, schedule_time, now)
+            conn.q("delete_task_by_id", (row[0],))
+            until = _tombstone_until(codec.decode_queue(config), now)
+            conn.q("put_tombstone", (queue_id, name.task, until))
+
+        await self._write(job)
+
+    async def reschedule_leased_task(
+        self, name: TaskName, schedule_time: datetime, new_schedule_time: datetime, now: datetime
+    ) -> Task:
+        def job(conn: Db) -> Task:
+            queue_id = _queue_row(conn, name.queue_name)[0]
+            row = _held_task(conn, queue_id, name, schedule_time, now)
+            conn.q("reschedule_task", (codec.to_us(new_schedule_time), row[0]))
+            task = codec.decode_task(name.queue_name, *row[1:])
+            task.schedule_time = new_schedule_time
+            return task
+
+        return await self._write(job)
+
+    # -- push dispatch -----------------------------------------------------------------
+
+    async def claim_tasks(self, queue: QueueName, limit: int, now: datetime) -> Claim:
+        now_us = codec.to_us(now)
+
+        def job(conn: Db) -> Claim:
+            row = conn.q("get_queue", (queue.project, queue.location, queue.queue)).fetchone()
+            if row is None:
+                return Claim(None, [], None)
+            queue_id, stored = row[0], codec.decode_queue(row[1])
+            if stored.kind is not QueueKind.PUSH or stored.state is not QueueState.RUNNING:
+                return Claim(stored, [], None)
+            claimed = []
+            if limit > 0:
+                for found in conn.q("due_push_tasks", (queue_id, now_us, now_us, limit)).fetchall():
+                    claimed.append(_start(conn, queue, found, now))
+            next_due = conn.q("next_due_us", (queue_id, now_us)).fetchone()[0]
+            return Claim(stored, claimed, codec.from_us(next_due) if next_due is not None else None)
+
+        return await self._write(job)
+
+    async def start_attempt(self, name: TaskName, now: datetime) -> tuple[Queue, Task]:
+        def job(conn: Db) -> tuple[Queue, Task]:
+            queue_id, config, _ = _queue_row(conn, name.queue_name)
+            found = conn.q("held_task", (queue_id, name.task, codec.to_us(now))).fetchone()
+            if found is None:
+                raise _missing_task(conn, queue_id, name, now)
+            if found[2] == codec.KIND_PULL:
+                raise FailedPrecondition("RunTask cannot be called on a pull task.")
+            return codec.decode_queue(config), _start(conn, name.queue_name, found, now)
+
+        return await self._write(job)
+
+    async def finish_attempt(
+        self, name: TaskName, started: datetime, result: AttemptResult, now: datetime
+    ) -> None:
+        def job(conn: Db) -> None:
+            row = conn.q("get_queue", (name.project, name.location, name.queue)).fetchone()
+            if row is None:
+                return
+            queue_id, config = row[0], row[1]
+            started_us = codec.to_us(started)
+            if result.next_schedule_time is None:
+                gone = conn.q("delete_attempted", (queue_id, name.task, started_us)).rowcount
+                if gone:
+                    until = _tombstone_until(codec.decode_queue(config), now)
+                    conn.q("put_tombstone", (queue_id, name.task, until))
+                return
+            found = conn.q("attempt_row", (queue_id, name.task, started_us)).fetchone()
+            if found is None:
+                return  # deleted, purged or re-run meanwhile: this attempt no longer counts
+            task = codec.decode_task(name.queue_name, *found[1:])
+            status = task.status
+            got_response = result.http_status != 0
+            last = status.last_attempt or Attempt()
+            status.last_attempt = Attempt(
+                last.schedule_time, last.dispatch_time, result.response_time, result.status
+            )
+            status.response_count += 1 if got_response else 0
+            status.execution_count += 1 if result.executed else 0
+            status.last_http_status = result.http_status
+            conn.q(
+                "retry_task",
+                (
+                    codec.to_us(result.next_schedule_time),
+                    status.response_count,
+                    codec.encode_attempts(status),
+                    found[0],
+                ),
+            )
+
+        await self._write(job)
+
+    async def recover_in_flight(self) -> int:
+        def job(conn: Db) -> int:
+            recovered: int = conn.q("recover_in_flight").rowcount
+            return recovered
+
+        return await self._write(job)
+
+    async def queue_configs(self) -> list[Queue]:
+        return await self._read(lambda conn: [codec.decode_queue(r[0]) for r in conn.q("queue_configs")])
+
+    async def get_or_add_meta(self, key: str, make: Callable[[], bytes]) -> bytes:
+        def job(conn: Db) -> bytes:
+            found = conn.q("get_meta", (key,)).fetchone()
+            if found is not None:
+                return bytes(found[0])
+            value = make()
+            conn.q("add_meta", (key, value))
+            return value
+
+        return await self._write(job)
+
+    # -- IAM ---------------------------------------------------------------------------
+
+    async def get_policy(self, name: QueueName) -> Policy:
+        return await self._read(lambda conn: codec.decode_policy(_queue_row(conn, name)[2]))
+
+    async def set_policy(self, name: QueueName, policy: Policy) -> Policy:
+        def job(conn: Db) -> Policy:
+            queue_id, _, stored = _queue_row(conn, name)
+            current = codec.decode_policy(stored)
+            # A queue without a policy shows the zero etag (see service.iam.present).
+            if policy.etag and policy.etag != (current.etag or bytes(8)):
+                raise Aborted(
+                    "There were concurrent policy changes. Please retry the whole "
+                    "read-modify-write with exponential backoff."
+                )
+            new = replace(policy, etag=_next_etag(current.etag))
+            conn.q("set_policy", (codec.encode_policy(new), queue_id))
+            return new
+
+        return await self._write(job)
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    async def sweep(self, now: datetime) -> int:
+        now_us = codec.to_us(now)
+
+        def job(conn: Db) -> int:
+            removed: int = conn.q("sweep_tasks", (now_us, SWEEP_BATCH)).rowcount
+            removed += conn.q("sweep_tombstones", (now_us, SWEEP_BATCH)).rowcount
+            conn.q("sweep_queue_tombstones", (now_us,))
+            return removed
+
+        return await self._write(job)
+
+
+def _ttls(queue: Queue) -> tuple[int, int]:
+    assert queue.task_ttl is not None and queue.tombstone_ttl is not None
+    return codec.duration_us(queue.task_ttl), codec.duration_us(queue.tombstone_ttl)
+
+
+def _tombstone_until(queue: Queue, now: datetime) -> int:
+    return codec.to_us(now) + _ttls(queue)[1]
+
+
+def _missing_task(conn: Db, queue_id: int, name: TaskName, now: datetime) -> Exception:
+    held = conn.q("get_tombstone", (queue_id, name.task)).fetchone()
+    if held is not None and held[0] > codec.to_us(now):
+        return TaskTombstoned()
+    return TaskNotFound()
+
+
+def _held_task(
+    conn: Db, queue_id: int, name: TaskName, schedule_time: datetime, now: datetime
+) -> tuple[Any, ...]:
+    """The row of a pull task whose lease the caller proves to hold with its schedule time."""
+    row = conn.q("held_task", (queue_id, name.task, codec.to_us(now))).fetchone()
+    if row is None:
+        raise _missing_task(conn, queue_id, name, now)
+    if row[2] != codec.KIND_PULL:
+        raise FailedPrecondition(f"{name.path} is not a pull task: only tasks of pull queues are leased.")
+    if row[3] != codec.to_us(schedule_time):
+        raise FailedPrecondition(
+            f"The schedule_time given ({schedule_time.isoformat()}) is not the task's current one "
+            f"({codec.from_us(row[3]).isoformat()}): the caller does not hold the task's lease."
+        )
+    return tuple(row)
+
+
+def _start(conn: Db, queue: QueueName, row: Any, now: datetime) -> Task:
+    """Record the start of an attempt of the task in ``row`` (due_push_tasks columns)."""
+    task = codec.decode_task(queue, *row[1:])
+    status = task.status
+    attempt = Attempt(schedule_time=task.schedule_time, dispatch_time=now)
+    if status.first_attempt is None:
+        status.first_attempt = Attempt(dispatch_time=now)
+    status.last_attempt = attempt
+    status.dispatch_count += 1
+    conn.q("start_attempt", (codec.to_us(now), codec.encode_attempts(status), row[0]))
+    return task
+
+
+def _estimated_reply_bytes(task_id: str, payload: bytes) -> int:
+    """About how many bytes a leased task takes in a reply (base64 payload, name, times)."""
+    return len(payload) * 4 // 3 + len(task_id) + 400
+
+
+def _next_etag(etag: bytes) -> bytes:
+    """Etags are an 8-byte big-endian counter: each write gets the next one."""
+    counter = int.from_bytes(etag, "big") if etag else 0
+    return (counter + 1).to_bytes(8, "big")
