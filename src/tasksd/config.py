@@ -41,6 +41,10 @@ class Settings:
     allowed_target_hosts: tuple[str, ...] | None = None
     """When set, attempts go only to these hosts."""
     trust_self_signed_targets: bool = False
+    node_id: str | None = None
+    """This process's name among nodes sharing a database (random when not set)."""
+    queue_ownership_ttl_s: float = 5.0
+    """How long a node's claim on a queue's dispatch lasts without renewal: the takeover time."""
     service: ServiceSettings = field(default_factory=ServiceSettings)
     queues: tuple[dict[str, Any], ...] = ()
 
@@ -68,6 +72,11 @@ _KINDS: dict[str, tuple[str, Any]] = {
         lambda v: v is None or (isinstance(v, list) and all(isinstance(h, str) for h in v)),
     ),
     "trust_self_signed_targets": ("true or false", lambda v: isinstance(v, bool)),
+    "node_id": ("a string", lambda v: v is None or isinstance(v, str)),
+    "queue_ownership_ttl_s": (
+        "a number of seconds of at least 2",
+        lambda v: isinstance(v, int | float) and v >= 2,
+    ),
 }
 
 

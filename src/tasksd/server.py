@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -125,7 +126,15 @@ async def serve(settings: Settings) -> None:
         key = await store.get_or_add_meta("oidc_signing_key", new_signing_key)
         tokens = TokenIssuer(key, settings.oidc_issuer or f"http://{settings.host}:{settings.http_port}")
         urls = AppEngineUrls(settings.app_engine_url, dict(settings.app_engine_services))
-        dispatcher = Dispatcher(store, clock, sender, tokens, urls)
+        dispatcher = Dispatcher(
+            store,
+            clock,
+            sender,
+            tokens,
+            urls,
+            node=settings.node_id,
+            ownership_ttl=timedelta(seconds=settings.queue_ownership_ttl_s),
+        )
         service = TasksService(store, clock, settings.service, dispatcher)
         await declare_queues(service, settings.queues)
         await dispatcher.start()

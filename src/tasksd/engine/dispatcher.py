@@ -3,10 +3,14 @@
 A worker claims due tasks only as the queue's token bucket (``max_dispatches_per_second``,
 ``max_burst_size``) and concurrency cap (``max_concurrent_dispatches``) allow. Each claim
 records the attempt in the store before it is sent, so a crash can repeat an attempt but
-never lose a task; on start, attempts left in flight are made due again. An attempt that
-fails is scheduled again by the retry policy (task-level retry config first), or the task is
-deleted when retries are exhausted. 503 from App Engine, and 429/503 from HTTP targets, slow
-the whole queue down for a while (congestion control) and Retry-After is honoured.
+never lose a task. An attempt that fails is scheduled again by the retry policy (task-level
+retry config first), or the task is deleted when retries are exhausted. 503 from App
+Engine, and 429/503 from HTTP targets, slow the whole queue down for a while (congestion
+control) and Retry-After is honoured.
+
+Each queue is dispatched by one node at a time: the node whose ownership of it in the store
+is live, renewed every heartbeat. When a node dies, its queues are taken over once its
+ownership runs out, and the attempts it left in flight are sent again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -79,6 +84,8 @@ class Dispatcher:
         app_engine: AppEngineUrls,
         *,
         poll_interval_s: float = 1.0,
+        node: str | None = None,
+        ownership_ttl: timedelta = timedelta(seconds=5),
     ) -> None:
         self.store = store
         self.clock = clock
@@ -86,28 +93,49 @@ class Dispatcher:
         self.tokens = tokens
         self.app_engine = app_engine
         self.poll_interval_s = poll_interval_s
+        self.node = node or uuid.uuid4().hex
+        self.ownership_ttl = ownership_ttl
         self._workers: dict[str, _QueueWorker] = {}
+        self._acquiring: dict[str, asyncio.Task[None]] = {}
         self._attempts: set[asyncio.Task[None]] = set()
         self._supervisor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        recovered = await self.store.recover_in_flight()
-        if recovered:
-            log.info("%d attempts were in flight at the last stop; they will be sent again", recovered)
         self._supervisor = asyncio.create_task(self._supervise())
 
     async def stop(self) -> None:
         tasks = [t for t in (self._supervisor, *(w.task for w in self._workers.values())) if t]
-        tasks += list(self._attempts)
+        tasks += [*self._attempts, *self._acquiring.values()]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # Hand the queues back at once, so that another node (or this one restarted) need
+        # not wait for the ownership to run out; their cancelled attempts are sent again.
+        for worker in self._workers.values():
+            with contextlib.suppress(Exception):
+                await self.store.release_queue(worker.name, self.node)
         self._workers.clear()
 
     def notify(self, queue: QueueName) -> None:
         """A task of the queue may have fallen due, or the queue resumed: look now."""
+        worker = self._workers.get(queue.path)
+        if worker is not None and not worker.task.done():
+            worker.wake.set()
+        elif queue.path not in self._acquiring:
+            self._acquiring[queue.path] = asyncio.create_task(self._acquire(queue))
+
+    async def _acquire(self, queue: QueueName) -> None:
+        try:
+            if await self.store.own_queue(queue, self.node, self.clock.now(), self.ownership_ttl):
+                self._start_worker(queue)
+        except Exception:
+            log.exception("could not take over dispatch of %s", queue.path)
+        finally:
+            self._acquiring.pop(queue.path, None)
+
+    def _start_worker(self, queue: QueueName) -> None:
         worker = self._workers.get(queue.path)
         if worker is None or worker.task.done():
             self._workers[queue.path] = _QueueWorker(self, queue)
@@ -121,13 +149,20 @@ class Dispatcher:
         return task
 
     async def _supervise(self) -> None:
+        """Each heartbeat: renew (or take) ownership of every running push queue; a queue
+        another live node owns is left to it, and a worker whose ownership was lost stops."""
         while True:
             try:
                 for queue in await self.store.queue_configs():
-                    if queue.kind is QueueKind.PUSH and queue.state is QueueState.RUNNING:
-                        worker = self._workers.get(queue.name.path)
-                        if worker is None or worker.task.done():
-                            self.notify(queue.name)
+                    if queue.kind is not QueueKind.PUSH or queue.state is not QueueState.RUNNING:
+                        continue
+                    now = self.clock.now()
+                    if await self.store.own_queue(queue.name, self.node, now, self.ownership_ttl):
+                        self._start_worker(queue.name)
+                    else:
+                        lost = self._workers.pop(queue.name.path, None)
+                        if lost is not None:
+                            lost.task.cancel()
             except Exception:
                 log.exception("dispatch supervisor failed; retrying")
             await asyncio.sleep(self.poll_interval_s)

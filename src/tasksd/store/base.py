@@ -165,8 +165,16 @@ class Store(Protocol):
         tombstone) when ``result.next_schedule_time`` is None, else schedule it again.
         Nothing happens when that attempt is no longer the task's (deleted, purged, re-run)."""
 
-    async def recover_in_flight(self) -> int:
-        """Make every attempt left in flight by a crash due to be sent again; return how many."""
+    async def own_queue(self, queue: QueueName, node: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew ``node``'s ownership of the queue's dispatch until ``now + ttl``.
+
+        True when ``node`` owns it now: it did already, or nobody did, or the owner's time ran
+        out (a node that died). A node that takes a queue over makes every attempt the previous
+        owner left in flight due to be sent again (at-least-once).
+        """
+
+    async def release_queue(self, queue: QueueName, node: str) -> None:
+        """Give ``node``'s ownership of the queue's dispatch up (when stopping cleanly)."""
 
     async def queue_configs(self) -> list[Queue]:
         """Every queue's configuration (for the dispatcher)."""

@@ -523,12 +523,33 @@ class SqlStore:
 
         await self._write(job)
 
-    async def recover_in_flight(self) -> int:
-        def job(conn: Db) -> int:
-            recovered: int = conn.q("recover_in_flight").rowcount
-            return recovered
+    async def own_queue(self, queue: QueueName, node: str, now: datetime, ttl: timedelta) -> bool:
+        now_us = codec.to_us(now)
+
+        def job(conn: Db) -> bool:
+            row = conn.q("get_queue", (queue.project, queue.location, queue.queue)).fetchone()
+            if row is None:
+                return False
+            owner = conn.q("get_owner", (row[0],)).fetchone()
+            if owner is not None and owner[0] != node and owner[1] > now_us:
+                return False  # a live node has it
+            if owner is None or owner[0] != node:
+                conn.q("recover_queue_attempts", (row[0],))
+            try:
+                conn.q("put_owner", (row[0], node, now_us + codec.duration_us(ttl)))
+            except conn.unique_violation:
+                return False  # another node took it in the same instant
+            return True
 
         return await self._write(job)
+
+    async def release_queue(self, queue: QueueName, node: str) -> None:
+        def job(conn: Db) -> None:
+            row = conn.q("get_queue", (queue.project, queue.location, queue.queue)).fetchone()
+            if row is not None:
+                conn.q("release_owner", (row[0], node))
+
+        await self._write(job)
 
     async def queue_configs(self) -> list[Queue]:
         return await self._read(lambda conn: [codec.decode_queue(r[0]) for r in conn.q("queue_configs")])

@@ -175,9 +175,6 @@ FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s
 -- A failed attempt: the next schedule time, counts and history; no attempt in flight.
 UPDATE tasks SET schedule_us = %s, attempt_us = NULL, response_count = %s, attempts = %s WHERE id = %s
 
--- recover_in_flight --
--- After a restart: attempts that were in flight are to be sent again.
-UPDATE tasks SET attempt_us = NULL WHERE attempt_us IS NOT NULL
 
 -- queue_configs --
 -- Every queue's configuration.
@@ -194,3 +191,20 @@ INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING
 -- delete_attempted --
 -- Remove a task whose attempt started at a given time (it succeeded or ran out of retries).
 DELETE FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s
+
+-- get_owner --
+-- Who owns a queue's dispatch, and until when (locked while it is decided).
+SELECT node, expire_us FROM queue_owners WHERE queue = %s FOR UPDATE
+
+-- put_owner --
+-- Take or renew a queue's dispatch ownership.
+INSERT INTO queue_owners (queue, node, expire_us) VALUES (%s, %s, %s)
+ON CONFLICT (queue) DO UPDATE SET node = EXCLUDED.node, expire_us = EXCLUDED.expire_us
+
+-- release_owner --
+-- Give a queue's dispatch up (a node stopping cleanly).
+DELETE FROM queue_owners WHERE queue = %s AND node = %s
+
+-- recover_queue_attempts --
+-- A new owner sends again every attempt the previous owner left in flight.
+UPDATE tasks SET attempt_us = NULL WHERE queue = %s AND attempt_us IS NOT NULL

@@ -165,10 +165,6 @@ FROM tasks WHERE queue = ? AND task_id = ? AND attempt_us = ?
 -- A failed attempt: the next schedule time, counts and history; no attempt in flight.
 UPDATE tasks SET schedule_us = ?, attempt_us = NULL, response_count = ?, attempts = ? WHERE id = ?
 
--- recover_in_flight --
--- After a restart: attempts that were in flight are to be sent again.
-UPDATE tasks SET attempt_us = NULL WHERE attempt_us IS NOT NULL
-
 -- queue_configs --
 -- Every queue's configuration.
 SELECT config FROM queues
@@ -184,3 +180,19 @@ INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)
 -- delete_attempted --
 -- Remove a task whose attempt started at a given time (it succeeded or ran out of retries).
 DELETE FROM tasks WHERE queue = ? AND task_id = ? AND attempt_us = ?
+
+-- get_owner --
+-- Who owns a queue's dispatch, and until when.
+SELECT node, expire_us FROM queue_owners WHERE queue = ?
+
+-- put_owner --
+-- Take or renew a queue's dispatch ownership.
+INSERT OR REPLACE INTO queue_owners (queue, node, expire_us) VALUES (?, ?, ?)
+
+-- release_owner --
+-- Give a queue's dispatch up (a node stopping cleanly).
+DELETE FROM queue_owners WHERE queue = ? AND node = ?
+
+-- recover_queue_attempts --
+-- A new owner sends again every attempt the previous owner left in flight.
+UPDATE tasks SET attempt_us = NULL WHERE queue = ? AND attempt_us IS NOT NULL

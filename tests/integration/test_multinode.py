@@ -1,0 +1,131 @@
+"""Three tasksd processes on one PostgreSQL database: one dispatcher per queue, takeover
+when a node dies, and pull leases that no two workers share."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from google.api_core import exceptions
+from google.protobuf import duration_pb2
+
+from tests.integration.conftest import PARENT, Server, discovery_client, gapic_client
+from tests.integration.sink import Sink
+from tests.postgres import PostgresServer
+
+
+@pytest.fixture
+def cluster(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[tuple[str, list[Server]]]:
+    db = postgres_server.new_database()
+    nodes = []
+    for index in range(3):
+        config = tmp_path / f"node{index}.yaml"
+        config.write_text(f"node_id: n{index}\nqueue_ownership_ttl_s: 2\n")
+        nodes.append(Server(db, config=config).start())
+    yield db, nodes
+    for node in nodes:
+        if node.proc is not None and node.proc.poll() is None:
+            node.stop()
+
+
+def owner(db: str, queue: str) -> str | None:
+    queue_id = queue.rsplit("/", 1)[1]
+    with psycopg.connect(db) as conn:
+        row = conn.execute(
+            "SELECT o.node FROM queue_owners o JOIN queues q ON q.id = o.queue WHERE q.queue_id = %s",
+            (queue_id,),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def test_one_dispatcher_per_queue_and_takeover(cluster: tuple[str, list[Server]]) -> None:
+    db, nodes = cluster
+    sink = Sink()
+    try:
+        apis = [discovery_client(node.url) for node in nodes]
+        queue = f"{PARENT}/queues/multi-{uuid.uuid4().hex[:8]}"
+        apis[0].projects().locations().queues().create(
+            parent=PARENT,
+            body={
+                "name": queue,
+                "httpTarget": {},
+                "rateLimits": {"maxTasksDispatchedPerSecond": 50, "maxBurstSize": 1},
+            },
+        ).execute()
+        apis[1].projects().locations().queues().pause(name=queue, body={}).execute()
+        names = []
+        for i in range(300):  # created through all three nodes
+            body = {"task": {"name": f"{queue}/tasks/m{i}", "httpRequest": {"url": f"{sink.url}/multi"}}}
+            names.append(
+                apis[i % 3].projects().locations().queues().tasks().create(parent=queue, body=body).execute()
+            )
+        apis[2].projects().locations().queues().resume(name=queue, body={}).execute()
+        sink.wait(lambda: len(sink.on("/multi")) >= 150, timeout_s=30)
+        times = sorted(r.at for r in sink.on("/multi"))
+        rate = (len(times) - 1) / (times[-1] - times[0])
+        assert 40 <= rate <= 60, rate  # the queue's rate in total, not once per node
+
+        dead = owner(db, queue)
+        assert dead in ("n0", "n1", "n2")
+        nodes[int(dead[1])].stop(signal.SIGKILL)  # mid-dispatch
+        sink.wait(
+            lambda: (
+                {r.headers["X-CloudTasks-TaskName"] for r in sink.on("/multi")}
+                >= {f"m{i}" for i in range(300)}
+            ),
+            timeout_s=60,
+        )
+        assert owner(db, queue) not in (None, dead)  # another node took the queue over
+    finally:
+        sink.close()
+
+
+def test_thirty_workers_through_three_nodes_never_share_a_lease(cluster: tuple[str, list[Server]]) -> None:
+    _, nodes = cluster
+    queue = f"{PARENT}/queues/multi-pull-{uuid.uuid4().hex[:8]}"
+    clients = [gapic_client(node.url) for node in nodes]
+    clients[0].create_queue(parent=PARENT, queue={"name": queue, "pull_target": {}})
+    for start in range(0, 1500, 100):
+        for i in range(start, start + 100):
+            clients[i % 3].create_task(parent=queue, task={"name": f"{queue}/tasks/p{i}", "pull_message": {}})
+    received: list[list[str]] = [[] for _ in range(30)]
+    done = threading.Event()
+
+    def worker(index: int) -> None:
+        client = gapic_client(nodes[index % 3].url)
+        deadline = time.monotonic() + 120
+        while not done.is_set() and time.monotonic() < deadline:
+            try:
+                leased = client.lease_tasks(
+                    request={
+                        "parent": queue,
+                        "max_tasks": 20,
+                        "lease_duration": duration_pb2.Duration(seconds=300),
+                    }
+                )
+            except exceptions.TooManyRequests:
+                time.sleep(0.05)
+                continue
+            if not leased.tasks:
+                if sum(map(len, received)) >= 1500:
+                    done.set()
+                time.sleep(0.05)
+                continue
+            received[index].extend(t.name for t in leased.tasks)
+            for task in leased.tasks:
+                client.acknowledge_task(request={"name": task.name, "schedule_time": task.schedule_time})
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [name for names in received for name in names]
+    assert len(everything) == len(set(everything)) == 1500  # none twice, none lost
+    assert len({i % 3 for i, names in enumerate(received) if names}) == 3  # all three nodes leased
