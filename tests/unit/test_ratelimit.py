@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tasksd.engine.ratelimit import Bucket, Limiter, take
+from tasksd.engine.ratelimit import Bucket, take
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -34,11 +34,3 @@ def test_never_above_capacity_and_clock_going_back() -> None:
     assert ok and bucket.tokens == 2
     ok, back = take(bucket, T0, rate=10, capacity=3)  # an earlier time adds nothing
     assert ok and back.tokens == 1
-
-
-def test_limiter_keeps_one_bucket_per_key_and_zero_disables() -> None:
-    limiter = Limiter(rate=1, capacity=1)
-    assert limiter.allow("a", T0) and not limiter.allow("a", T0)
-    assert limiter.allow("b", T0)
-    unlimited = Limiter(rate=0, capacity=1)
-    assert all(unlimited.allow("a", T0) for _ in range(100))

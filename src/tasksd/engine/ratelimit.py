@@ -2,7 +2,8 @@
 
 A bucket holds up to ``capacity`` tokens and refills continuously at ``rate`` tokens per
 second; taking a token succeeds when at least one is there. The same algorithm limits
-LeaseTasks calls per queue and (later) push dispatches per queue.
+LeaseTasks calls per queue (its state kept in the store, shared by every node) and push
+dispatches per queue.
 """
 
 from __future__ import annotations
@@ -29,19 +30,3 @@ def take(bucket: Bucket | None, now: datetime, *, rate: float, capacity: float) 
     if current.tokens >= 1.0:
         return True, Bucket(current.tokens - 1.0, current.updated)
     return False, current
-
-
-class Limiter:
-    """One bucket per key (e.g. per queue), kept in memory."""
-
-    def __init__(self, rate: float, capacity: float) -> None:
-        self.rate = rate
-        self.capacity = capacity
-        self._buckets: dict[str, Bucket] = {}
-
-    def allow(self, key: str, now: datetime) -> bool:
-        """Take a token for ``key``; a rate of 0 or less means no limit."""
-        if self.rate <= 0:
-            return True
-        taken, self._buckets[key] = take(self._buckets.get(key), now, rate=self.rate, capacity=self.capacity)
-        return taken

@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 
 from tasksd.clock import Clock
 from tasksd.engine.dispatcher import Dispatcher
-from tasksd.engine.ratelimit import Limiter
+from tasksd.engine.ratelimit import Bucket, take
 from tasksd.model.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -27,7 +27,7 @@ from tasksd.service import iam, leases
 from tasksd.service.paging import check_page_size, make_token, read_token
 from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
 from tasksd.service.tasks import prepare_task
-from tasksd.store.base import Lease, Store
+from tasksd.store.base import Lease, LimitState, Store
 from tasksd.targets.http import apply_uri_override
 
 T = TypeVar("T")
@@ -75,8 +75,6 @@ class TasksService:
         self.clock = clock
         self.settings = settings or ServiceSettings()
         self.dispatcher = dispatcher
-        rate = self.settings.lease_calls_per_second
-        self._lease_limiter = Limiter(rate, capacity=max(rate, 1.0))
 
     # -- locations ---------------------------------------------------------------------
 
@@ -299,12 +297,27 @@ class TasksService:
         length = leases.lease_duration(duration)
         tag, oldest = leases.parse_lease_filter(filter_text)
         now = self.clock.now()
-        if not self._lease_limiter.allow(parent.path, now):
-            raise ResourceExhausted(
-                f"Too many LeaseTasks calls for {parent.path}: at most "
-                f"{self.settings.lease_calls_per_second:g} per second are allowed per queue."
-            )
-        lease = Lease(now + length, count, leases.MAX_LEASE_REPLY_BYTES, leases.check_leasable, tag, oldest)
+        rate = self.settings.lease_calls_per_second
+
+        def take_token(state: LimitState | None, at: datetime) -> LimitState:
+            bucket = Bucket(*state) if state is not None else None
+            taken, after = take(bucket, at, rate=rate, capacity=max(rate, 1.0))
+            if not taken:
+                raise ResourceExhausted(
+                    f"Too many LeaseTasks calls for {parent.path}: at most {rate:g} per second are "
+                    "allowed per queue."
+                )
+            return after.tokens, after.updated
+
+        lease = Lease(
+            now + length,
+            count,
+            leases.MAX_LEASE_REPLY_BYTES,
+            leases.check_leasable,
+            tag,
+            oldest,
+            take_token if rate > 0 else None,
+        )
         return await self.store.lease_tasks(parent, lease, now)
 
     async def acknowledge_task(self, name: TaskName, schedule_time: datetime | None) -> None:

@@ -28,6 +28,10 @@ TaskMaker = Callable[[Queue], Task]
 that the queue it is checked against is the one it is added to."""
 
 
+LimitState = tuple[float, datetime]
+"""A token bucket as stored: (tokens, last refill time)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """What a LeaseTasks call asks of the store."""
@@ -39,6 +43,9 @@ class Lease:
     """Raises when the stored queue cannot be leased from (push queue, paused, …)."""
     tag: str | None = None
     oldest_tag: bool = False
+    take_token: Callable[[LimitState | None, datetime], LimitState] | None = None
+    """Takes one token from the queue's LeaseTasks bucket (stored state, or None for a new
+    bucket) and returns the new state, or raises ResourceExhausted; None: no limit."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -389,6 +389,11 @@ class SqlStore:
             queue_id, config, _ = _queue_row(conn, queue)
             stored = codec.decode_queue(config)
             lease.check(stored)
+            if lease.take_token is not None:
+                held = conn.q("get_lease_bucket", (queue_id,)).fetchone()
+                state = (float(held[0]), codec.from_us(held[1])) if held is not None else None
+                tokens, updated = lease.take_token(state, now)
+                conn.q("put_lease_bucket", (queue_id, tokens, codec.to_us(updated)))
             max_attempts = stored.retry_config.max_attempts or -1
             tombstone_until = _tombstone_until(stored, now)
             tag = lease.tag
@@ -557,11 +562,10 @@ class SqlStore:
     async def get_or_add_meta(self, key: str, make: Callable[[], bytes]) -> bytes:
         def job(conn: Db) -> bytes:
             found = conn.q("get_meta", (key,)).fetchone()
-            if found is not None:
-                return bytes(found[0])
-            value = make()
-            conn.q("add_meta", (key, value))
-            return value
+            if found is None:
+                conn.q("add_meta", (key, make()))  # ignored when another node added one first
+                found = conn.q("get_meta", (key,)).fetchone()
+            return bytes(found[0])
 
         return await self._write(job)
 

@@ -208,3 +208,12 @@ DELETE FROM queue_owners WHERE queue = %s AND node = %s
 -- recover_queue_attempts --
 -- A new owner sends again every attempt the previous owner left in flight.
 UPDATE tasks SET attempt_us = NULL WHERE queue = %s AND attempt_us IS NOT NULL
+
+-- get_lease_bucket --
+-- A queue's LeaseTasks token bucket.
+SELECT tokens, updated_us FROM lease_buckets WHERE queue = %s FOR UPDATE
+
+-- put_lease_bucket --
+-- Store a queue's LeaseTasks token bucket.
+INSERT INTO lease_buckets (queue, tokens, updated_us) VALUES (%s, %s, %s)
+ON CONFLICT (queue) DO UPDATE SET tokens = EXCLUDED.tokens, updated_us = EXCLUDED.updated_us

@@ -196,3 +196,11 @@ DELETE FROM queue_owners WHERE queue = ? AND node = ?
 -- recover_queue_attempts --
 -- A new owner sends again every attempt the previous owner left in flight.
 UPDATE tasks SET attempt_us = NULL WHERE queue = ? AND attempt_us IS NOT NULL
+
+-- get_lease_bucket --
+-- A queue's LeaseTasks token bucket.
+SELECT tokens, updated_us FROM lease_buckets WHERE queue = ?
+
+-- put_lease_bucket --
+-- Store a queue's LeaseTasks token bucket.
+INSERT OR REPLACE INTO lease_buckets (queue, tokens, updated_us) VALUES (?, ?, ?)
