@@ -1,0 +1,124 @@
+"""CreateTask and push-dispatch throughput: SQLite with one node beside PostgreSQL with one
+and with three nodes on one database, in the same run.
+
+    python bench/nodes.py [--seconds 10] [--tasks 20000]
+
+Needs wrk and PostgreSQL's binaries (the script starts a throwaway server). CreateTask: wrk
+against every node at once (16 connections each), rates summed. Dispatch: 20 queues × 500/s
+resumed round-robin through the nodes (so their ownership spreads), tasks/s reaching a sink.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from create_task import BODY, LUA, run_wrk
+from dispatch import Bench
+from support import free_port, stop, wait_up
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from tests.postgres import PostgresServer  # noqa: E402
+
+PARENT = "projects/bench/locations/us-central1"
+
+
+def start_nodes(db: str, count: int) -> list[tuple[subprocess.Popen[bytes], str]]:
+    nodes = []
+    for _ in range(count):
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tasksd",
+                "serve",
+                "--db",
+                db,
+                "--http-port",
+                str(port),
+                "--grpc-port",
+                str(free_port()),
+                "--log-level",
+                "warning",
+            ]
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_up(f"{base}/healthz", proc)
+        nodes.append((proc, base))
+    return nodes
+
+
+def create_rate(bases: list[str], seconds: int, work: Path) -> float:
+    queue = f"{PARENT}/queues/create-{int(time.time() * 1000)}"
+    httpx.post(
+        f"{bases[0]}/v2beta2/{PARENT}/queues", json={"name": queue, "pullTarget": {}}
+    ).raise_for_status()
+    script = work / "post.lua"
+    script.write_text(LUA % BODY)
+    with ThreadPoolExecutor(len(bases)) as pool:
+        runs = list(pool.map(lambda b: run_wrk(f"{b}/v2beta2/{queue}/tasks", script, seconds, 16), bases))
+    return sum(rate for rate, _, _, _ in runs)
+
+
+def dispatch_rate(bases: list[str], sink: str, tasks: int) -> float:
+    benches = [Bench(base, sink) for base in bases]
+    path = f"/n-{int(time.time() * 1000)}"
+    queues = [
+        benches[0].queue(
+            rateLimits={"maxTasksDispatchedPerSecond": 500, "maxBurstSize": 500, "maxConcurrentTasks": 1000}
+        )
+        for _ in range(20)
+    ]
+    for queue in queues:
+        benches[0].api.post(f"/v2beta2/{queue}:pause", json={}).raise_for_status()
+        benches[0].fill(queue, sink + path, tasks // 20)
+    started = time.time()
+    for index, queue in enumerate(queues):
+        benches[index % len(benches)].api.post(f"/v2beta2/{queue}:resume", json={}).raise_for_status()
+    arrivals = benches[0].wait_count(path, tasks, 600)
+    return tasks / (arrivals[-1] - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--tasks", type=int, default=20000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tasksd-bench-"))
+    postgres = PostgresServer()
+    sink_port = free_port()
+    sink = subprocess.Popen([sys.executable, str(HERE / "sink_server.py"), str(sink_port)])
+    sink_url = f"http://127.0.0.1:{sink_port}"
+    try:
+        wait_up(f"{sink_url}/_stats", sink)
+        setups = [
+            ("SQLite, 1 node", f"sqlite:///{work / 'bench.db'}", 1),
+            ("PostgreSQL, 1 node", postgres.new_database(), 1),
+            ("PostgreSQL, 3 nodes", postgres.new_database(), 3),
+        ]
+        for label, db, count in setups:
+            nodes = start_nodes(db, count)
+            try:
+                bases = [base for _, base in nodes]
+                created = create_rate(bases, args.seconds, work)
+                dispatched = dispatch_rate(bases, sink_url, args.tasks)
+                print(f"{label:<22} CreateTask {created:7.0f} req/s   dispatch {dispatched:7.0f} tasks/s")
+            finally:
+                stop(*(proc for proc, _ in nodes))
+    finally:
+        stop(sink)
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    main()
