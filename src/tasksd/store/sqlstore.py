@@ -73,6 +73,11 @@ class Db:
     def q(self, name: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         return self.conn.execute(self.queries[name], params)
 
+    def qmany(self, name: str, rows: list[tuple[Any, ...]]) -> None:
+        """One statement for many rows (PostgreSQL pipelines them: one round trip)."""
+        if rows:
+            self.conn.cursor().executemany(self.queries[name], rows)
+
     def raw(self, statement: str) -> Any:
         return self.conn.execute(statement)
 
@@ -411,6 +416,7 @@ class SqlStore:
                 else:
                     rows = conn.q("due_tasks_with_tag", (queue_id, tag, now_us, now_us, wanted)).fetchall()
                 exhausted = False
+                updates: list[tuple[Any, ...]] = []
                 for row in rows:
                     row_id, task_id, dispatch_count, payload = row[0], row[1], row[5], row[7]
                     if max_attempts != -1 and dispatch_count >= max_attempts:
@@ -420,13 +426,14 @@ class SqlStore:
                         continue
                     size += _estimated_reply_bytes(task_id, payload)
                     if size > lease.max_bytes:
-                        return leased
-                    conn.q("lease_task", (until_us, row_id))
+                        break
+                    updates.append((until_us, row_id))
                     task = codec.decode_task(queue, *row[1:])
                     task.schedule_time = lease.until
                     task.status.dispatch_count += 1
                     leased.append(task)
-                if not exhausted or len(rows) < wanted:
+                conn.qmany("lease_task", updates)  # before any new select: nothing is taken twice
+                if size > lease.max_bytes or not exhausted or len(rows) < wanted:
                     break
             return leased
 
@@ -469,8 +476,12 @@ class SqlStore:
                 return Claim(stored, [], None)
             claimed = []
             if limit > 0:
-                for found in conn.q("due_push_tasks", (queue_id, now_us, now_us, limit)).fetchall():
-                    claimed.append(_start(conn, queue, found, now))
+                started = [
+                    _start(queue, found, now)
+                    for found in conn.q("due_push_tasks", (queue_id, now_us, now_us, limit)).fetchall()
+                ]
+                conn.qmany("start_attempt", [params for _, params in started])
+                claimed = [task for task, _ in started]
             next_due = conn.q("next_due_us", (queue_id, now_us)).fetchone()[0]
             return Claim(stored, claimed, codec.from_us(next_due) if next_due is not None else None)
 
@@ -484,7 +495,9 @@ class SqlStore:
                 raise _missing_task(conn, queue_id, name, now)
             if found[2] == codec.KIND_PULL:
                 raise FailedPrecondition("RunTask cannot be called on a pull task.")
-            return codec.decode_queue(config), _start(conn, name.queue_name, found, now)
+            task, params = _start(name.queue_name, found, now)
+            conn.q("start_attempt", params)
+            return codec.decode_queue(config), task
 
         return await self._write(job)
 
@@ -637,8 +650,9 @@ def _held_task(
     return tuple(row)
 
 
-def _start(conn: Db, queue: QueueName, row: Any, now: datetime) -> Task:
-    """Record the start of an attempt of the task in ``row`` (due_push_tasks columns)."""
+def _start(queue: QueueName, row: Any, now: datetime) -> tuple[Task, tuple[Any, ...]]:
+    """The task in ``row`` (due_push_tasks columns) with an attempt started at ``now``, and
+    the start_attempt parameters that record it."""
     task = codec.decode_task(queue, *row[1:])
     status = task.status
     attempt = Attempt(schedule_time=task.schedule_time, dispatch_time=now)
@@ -646,8 +660,7 @@ def _start(conn: Db, queue: QueueName, row: Any, now: datetime) -> Task:
         status.first_attempt = Attempt(dispatch_time=now)
     status.last_attempt = attempt
     status.dispatch_count += 1
-    conn.q("start_attempt", (codec.to_us(now), codec.encode_attempts(status), row[0]))
-    return task
+    return task, (codec.to_us(now), codec.encode_attempts(status), row[0])
 
 
 def _estimated_reply_bytes(task_id: str, payload: bytes) -> int:
