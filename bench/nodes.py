@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from create_task import BODY, LUA, run_wrk
 from dispatch import Bench
-from support import free_port, stop, wait_up
+from support import free_port, start_tasksd, stop, wait_up
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -30,30 +30,8 @@ from tests.postgres import PostgresServer  # noqa: E402
 PARENT = "projects/bench/locations/us-central1"
 
 
-def start_nodes(db: str, count: int) -> list[tuple[subprocess.Popen[bytes], str]]:
-    nodes = []
-    for _ in range(count):
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tasksd",
-                "serve",
-                "--db",
-                db,
-                "--http-port",
-                str(port),
-                "--grpc-port",
-                str(free_port()),
-                "--log-level",
-                "warning",
-            ]
-        )
-        base = f"http://127.0.0.1:{port}"
-        wait_up(f"{base}/healthz", proc)
-        nodes.append((proc, base))
-    return nodes
+def start_nodes(db: str, count: int, work: Path) -> list[tuple[subprocess.Popen[bytes], str]]:
+    return [start_tasksd(work, db) for _ in range(count)]
 
 
 def create_rate(bases: list[str], seconds: int, work: Path) -> float:
@@ -123,7 +101,7 @@ def main() -> None:
             ("PostgreSQL, 3 nodes", postgres.new_database(), 3),
         ]
         if args.rates_only:
-            nodes = start_nodes(setups[2][1], 3)
+            nodes = start_nodes(setups[2][1], 3, work)
             try:
                 for rate in (1, 50, 500):
                     measured = rate_through_nodes([b for _, b in nodes], sink_url, rate, 20)
@@ -135,7 +113,7 @@ def main() -> None:
                 stop(*(proc for proc, _ in nodes))
             return
         for label, db, count in setups:
-            nodes = start_nodes(db, count)
+            nodes = start_nodes(db, count, work)
             try:
                 bases = [base for _, base in nodes]
                 created = create_rate(bases, args.seconds, work)

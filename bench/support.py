@@ -32,8 +32,8 @@ def wait_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: fl
     raise SystemExit(f"{url} did not answer within {timeout_s:g} s")
 
 
-def start_tasksd(work: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A durable tasksd (SQLite file in ``work``) on free ports, once it is healthy."""
+def start_tasksd(work: Path, db: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A durable tasksd (``db``, or an SQLite file in ``work``) on free ports, once healthy."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -42,7 +42,7 @@ def start_tasksd(work: Path) -> tuple[subprocess.Popen[bytes], str]:
             "tasksd",
             "serve",
             "--db",
-            f"sqlite:///{work / 'bench.db'}",
+            db or f"sqlite:///{work / 'bench.db'}",
             "--http-port",
             str(port),
             "--grpc-port",

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -195,6 +196,47 @@ def gapic(server: Server, request: pytest.FixtureRequest) -> tasks_v2beta2.Cloud
 @pytest.fixture
 def queue_name() -> str:
     return f"{PARENT}/queues/q-{uuid.uuid4().hex[:12]}"
+
+
+def lease_concurrently(urls: list[str], queue: str, workers: int, total: int, batch: int) -> list[list[str]]:
+    """Run ``workers`` threads, worker i leasing through ``urls[i % len(urls)]`` (google-cloud-tasks,
+    REST) and acknowledging what it got, until ``total`` tasks were received; what each received."""
+    from google.api_core import exceptions
+    from google.protobuf import duration_pb2
+
+    received: list[list[str]] = [[] for _ in range(workers)]
+    done = threading.Event()
+
+    def worker(index: int) -> None:
+        client = gapic_client(urls[index % len(urls)])
+        deadline = time.monotonic() + 120
+        while not done.is_set() and time.monotonic() < deadline:
+            try:
+                leased = client.lease_tasks(
+                    request={
+                        "parent": queue,
+                        "max_tasks": batch,
+                        "lease_duration": duration_pb2.Duration(seconds=300),
+                    }
+                )
+            except exceptions.TooManyRequests:
+                time.sleep(0.05)
+                continue
+            if not leased.tasks:
+                if sum(map(len, received)) >= total:
+                    done.set()
+                time.sleep(0.05)
+                continue
+            received[index].extend(t.name for t in leased.tasks)
+            for task in leased.tasks:
+                client.acknowledge_task(request={"name": task.name, "schedule_time": task.schedule_time})
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return received
 
 
 def create_queue(api: Any, name: str, target: str) -> str:

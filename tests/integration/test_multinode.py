@@ -4,18 +4,14 @@ when a node dies, and pull leases that no two workers share."""
 from __future__ import annotations
 
 import signal
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from google.api_core import exceptions
-from google.protobuf import duration_pb2
 
-from tests.integration.conftest import PARENT, Server, discovery_client, gapic_client
+from tests.integration.conftest import PARENT, Server, discovery_client, gapic_client, lease_concurrently
 from tests.integration.sink import Sink
 from tests.postgres import PostgresServer
 
@@ -94,38 +90,7 @@ def test_thirty_workers_through_three_nodes_never_share_a_lease(cluster: tuple[s
     for start in range(0, 1500, 100):
         for i in range(start, start + 100):
             clients[i % 3].create_task(parent=queue, task={"name": f"{queue}/tasks/p{i}", "pull_message": {}})
-    received: list[list[str]] = [[] for _ in range(30)]
-    done = threading.Event()
-
-    def worker(index: int) -> None:
-        client = gapic_client(nodes[index % 3].url)
-        deadline = time.monotonic() + 120
-        while not done.is_set() and time.monotonic() < deadline:
-            try:
-                leased = client.lease_tasks(
-                    request={
-                        "parent": queue,
-                        "max_tasks": 20,
-                        "lease_duration": duration_pb2.Duration(seconds=300),
-                    }
-                )
-            except exceptions.TooManyRequests:
-                time.sleep(0.05)
-                continue
-            if not leased.tasks:
-                if sum(map(len, received)) >= 1500:
-                    done.set()
-                time.sleep(0.05)
-                continue
-            received[index].extend(t.name for t in leased.tasks)
-            for task in leased.tasks:
-                client.acknowledge_task(request={"name": task.name, "schedule_time": task.schedule_time})
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(30)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    received = lease_concurrently([node.url for node in nodes], queue, workers=30, total=1500, batch=20)
     everything = [name for names in received for name in names]
     assert len(everything) == len(set(everything)) == 1500  # none twice, none lost
     assert len({i % 3 for i, names in enumerate(received) if names}) == 3  # all three nodes leased

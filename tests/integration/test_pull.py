@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,13 @@ from google.cloud import tasks_v2beta2
 from google.protobuf import duration_pb2
 from googleapiclient.errors import HttpError
 
-from tests.integration.conftest import PARENT, Server, create_queue, gapic_client, served_discovery_client
+from tests.integration.conftest import (
+    PARENT,
+    Server,
+    create_queue,
+    lease_concurrently,
+    served_discovery_client,
+)
 
 
 def tasks(api: Any) -> Any:
@@ -283,35 +288,7 @@ def test_20_concurrent_workers_never_share_a_lease(server: Server, queue_name: s
                 )
             )
         batch.execute()
-    received: list[list[str]] = [[] for _ in range(20)]
-    done = threading.Event()
-
-    def worker(index: int) -> None:
-        client = gapic_client(server.url)
-        deadline = time.monotonic() + 120
-        while not done.is_set() and time.monotonic() < deadline:
-            try:
-                leased = client.lease_tasks(
-                    request={
-                        "parent": queue_name,
-                        "max_tasks": 100,
-                        "lease_duration": duration_pb2.Duration(seconds=300),
-                    }
-                )
-            except exceptions.TooManyRequests:
-                time.sleep(0.05)
-                continue
-            if not leased.tasks:
-                if sum(map(len, received)) >= 5000:
-                    done.set()
-                time.sleep(0.05)
-                continue
-            received[index].extend(t.name for t in leased.tasks)
-            for task in leased.tasks:
-                client.acknowledge_task(request={"name": task.name, "schedule_time": task.schedule_time})
-
-    with ThreadPoolExecutor(20) as pool:
-        list(pool.map(worker, range(20)))
+    received = lease_concurrently([server.url], queue_name, workers=20, total=5000, batch=100)
     everything = [name for names in received for name in names]
     assert len(everything) == len(set(everything)) == 5000  # none twice, none lost
     assert sum(1 for names in received if names) > 1
