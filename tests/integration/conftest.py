@@ -152,11 +152,9 @@ def api(server: Server) -> Any:
 
 
 def gapic_grpc_client(server: Server) -> tasks_v2beta2.CloudTasksClient:
-    """google-cloud-tasks over gRPC, on an insecure channel."""
-    from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
-    return tasks_v2beta2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+    """google-cloud-tasks v2beta2 over gRPC, on an insecure channel."""
+    client: tasks_v2beta2.CloudTasksClient = versioned_client(server, "v2beta2", "grpc")
+    return client
 
 
 def versioned_client(server: Server, version: str, transport: str) -> Any:

@@ -200,3 +200,12 @@ def set_app_engine_request(
     target.headers.update(request.headers)
     if with_body:
         setattr(target, body_field, request.body)
+
+
+def reject_output_only(path: str, output_only: set[str]) -> None:
+    """Raises InvalidArgument when an update mask path names an output-only queue field."""
+    if path.split(".")[0] in output_only:
+        raise InvalidArgument(
+            f"update_mask: {path!r} is output only; queue state changes through PauseQueue and "
+            "ResumeQueue, and the name cannot change."
+        )

@@ -182,7 +182,7 @@ class Dispatcher:
             result = self._result(queue, task, reply, now)
             await self.store.finish_attempt(task.name, started, result, now)
             if worker is not None:
-                worker.observe(queue, task, reply)
+                worker.observe(task, reply)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -237,7 +237,7 @@ class _QueueWorker:
         self.in_flight -= 1
         self.wake.set()
 
-    def observe(self, queue: Queue, task: Task, reply: Reply) -> None:
+    def observe(self, task: Task, reply: Reply) -> None:
         """Congestion control: back off on 503 (App Engine) or 429/503 (HTTP targets)."""
         http_target = isinstance(task.payload, HttpRequest)
         congested = reply.status == 503 or (http_target and reply.status == 429)
@@ -274,32 +274,37 @@ class _QueueWorker:
                     continue  # the configuration is known now: work out what may be claimed
             await self._sleep(queue, now, next_due)
 
-    def _wanted(self, queue: Queue, now: datetime) -> int:
-        """How many tasks the rate and concurrency limits let this worker claim now."""
-        if self.paused_until is not None and now < self.paused_until:
-            return 0
+    def _limits(self, queue: Queue) -> tuple[float, float, int]:
+        """(effective rate, burst, free concurrency slots) of the queue for this worker now."""
         limits = queue.rate_limits
         rate = (limits.max_dispatches_per_second or 0.0) * self.throttle
-        burst = float(limits.max_burst_size or 1)
+        free = (limits.max_concurrent_dispatches or 1) - self.in_flight
+        return rate, float(limits.max_burst_size or 1), free
+
+    def _paused(self, now: datetime) -> bool:
+        return self.paused_until is not None and now < self.paused_until
+
+    def _wanted(self, queue: Queue, now: datetime) -> int:
+        """How many tasks the rate and concurrency limits let this worker claim now."""
+        if self._paused(now):
+            return 0
+        rate, burst, free = self._limits(queue)
         self.bucket = (
             refill(self.bucket, now, rate=rate, capacity=burst) if self.bucket else Bucket(burst, now)
         )
-        free = (limits.max_concurrent_dispatches or 1) - self.in_flight
         if self.bucket.tokens < _claim_size(rate, burst):
             return 0
         return max(0, min(int(self.bucket.tokens), free, MAX_CLAIM))
 
     async def _sleep(self, queue: Queue, now: datetime, next_due: datetime | None) -> None:
         waits = [self.dispatcher.poll_interval_s]
-        limits = queue.rate_limits
-        rate = (limits.max_dispatches_per_second or 0.0) * self.throttle
-        free = (limits.max_concurrent_dispatches or 1) - self.in_flight
-        if self.paused_until is not None and now < self.paused_until:
+        rate, burst, free = self._limits(queue)
+        if self.paused_until is not None and self._paused(now):
             waits.append((self.paused_until - now).total_seconds())
         elif next_due is not None and free > 0:
             due_in = (next_due - now).total_seconds()
             tokens = self.bucket.tokens if self.bucket else 0.0
-            need = _claim_size(rate, float(limits.max_burst_size or 1))
+            need = _claim_size(rate, burst)
             token_in = (need - tokens) / rate if tokens < need and rate > 0 else 0.0
             waits.append(max(due_in, token_in))
         with contextlib.suppress(TimeoutError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
@@ -53,14 +53,6 @@ class ServiceSettings:
 class Page(Generic[T]):
     items: list[T]
     next_page_token: str = ""
-
-
-@dataclass(slots=True)
-class _Matches:
-    """A queue filter: a predicate over queues and its text (which binds page tokens)."""
-
-    text: str = ""
-    test: Callable[[Queue], bool] = field(default=lambda queue: True)
 
 
 class TasksService:
@@ -159,7 +151,7 @@ class TasksService:
         size = check_page_size(page_size, MAX_QUEUE_PAGE)
         now = self.clock.now()
         after = read_token(page_token, "queues:" + filter_text, now)
-        test = matches or _Matches().test
+        test = matches or (lambda queue: True)
         found: list[Queue] = []
         while len(found) < size:
             batch = await self.store.list_queues(parent, after, size + 1)

@@ -175,11 +175,19 @@ def _deliver(batch: list[_Pending], results: list[tuple[bool, Any]]) -> None:
             pending.future.set_exception(value)
 
 
+def _find_queue(conn: Db, name: QueueName) -> tuple[int, bytes, bytes | None] | None:
+    """The queue's (id, config, policy) row, or None."""
+    row: tuple[int, bytes, bytes | None] | None = conn.q(
+        "get_queue", (name.project, name.location, name.queue)
+    ).fetchone()
+    return row
+
+
 def _queue_row(conn: Db, name: QueueName) -> tuple[int, bytes, bytes | None]:
-    row = conn.q("get_queue", (name.project, name.location, name.queue)).fetchone()
+    row = _find_queue(conn, name)
     if row is None:
         raise QueueNotFound()
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 class SqlStore:
@@ -242,7 +250,7 @@ class SqlStore:
 
     async def put_queue(self, name: QueueName, change: QueueChange, now: datetime) -> Queue:
         def job(conn: Db) -> Queue:
-            row = conn.q("get_queue", (name.project, name.location, name.queue)).fetchone()
+            row = _find_queue(conn, name)
             if row is None:
                 held = conn.q("get_queue_tombstone", (name.project, name.location, name.queue)).fetchone()
                 if held is not None and held[0] > codec.to_us(now):
@@ -468,7 +476,7 @@ class SqlStore:
         now_us = codec.to_us(now)
 
         def job(conn: Db) -> Claim:
-            row = conn.q("get_queue", (queue.project, queue.location, queue.queue)).fetchone()
+            row = _find_queue(conn, queue)
             if row is None:
                 return Claim(None, [], None)
             queue_id, stored = row[0], codec.decode_queue(row[1])
@@ -505,7 +513,7 @@ class SqlStore:
         self, name: TaskName, started: datetime, result: AttemptResult, now: datetime
     ) -> None:
         def job(conn: Db) -> None:
-            row = conn.q("get_queue", (name.project, name.location, name.queue)).fetchone()
+            row = _find_queue(conn, name.queue_name)
             if row is None:
                 return
             queue_id, config = row[0], row[1]
@@ -545,7 +553,7 @@ class SqlStore:
         now_us = codec.to_us(now)
 
         def job(conn: Db) -> bool:
-            row = conn.q("get_queue", (queue.project, queue.location, queue.queue)).fetchone()
+            row = _find_queue(conn, queue)
             if row is None:
                 return False
             owner = conn.q("get_owner", (row[0],)).fetchone()
@@ -563,7 +571,7 @@ class SqlStore:
 
     async def release_queue(self, queue: QueueName, node: str) -> None:
         def job(conn: Db) -> None:
-            row = conn.q("get_queue", (queue.project, queue.location, queue.queue)).fetchone()
+            row = _find_queue(conn, queue)
             if row is not None:
                 conn.q("release_owner", (row[0], node))
 

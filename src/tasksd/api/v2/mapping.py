@@ -156,12 +156,8 @@ def queue_mask_paths(shape: Shape, paths: list[str]) -> list[str]:
         return shape.all_queue_paths
     out: list[str] = []
     for path in paths:
+        shared.reject_output_only(path, OUTPUT_ONLY_QUEUE_PATHS)
         head = path.split(".")[0]
-        if head in OUTPUT_ONLY_QUEUE_PATHS:
-            raise InvalidArgument(
-                f"update_mask: {path!r} is output only; queue state changes through PauseQueue and "
-                "ResumeQueue, and the name cannot change."
-            )
         mapped: tuple[str, ...] = (path,)
         if head == "stackdriver_logging_config":
             mapped = ("logging_sampling_ratio",)

@@ -137,11 +137,7 @@ def queue_mask_paths(paths: list[str]) -> list[str]:
     """
     out: list[str] = []
     for path in paths:
-        if path.split(".")[0] in OUTPUT_ONLY_QUEUE_PATHS:
-            raise InvalidArgument(
-                f"update_mask: {path!r} is output only; queue state changes through PauseQueue "
-                "and ResumeQueue, and the name cannot change."
-            )
+        shared.reject_output_only(path, OUTPUT_ONLY_QUEUE_PATHS)
         mapped = QUEUE_MASK_PATHS.get(path)
         if mapped is None and path.startswith("app_engine_http_target."):
             mapped = QUEUE_MASK_PATHS["app_engine_http_target"]
