@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from tasksd.api import jsonpb
 from tasksd.api.errors import rest_error
 from tasksd.api.rest.batch import BATCH_PATHS, JSON_CONTENT_TYPE, parse_batch, render_batch
 from tasksd.api.rest.routes import Route, build_routes, load_discovery, match
@@ -167,8 +168,7 @@ class RestApp:
         response = await rpc.handler(request)
         if response.ByteSize() == 0:  # no field set (Empty, acknowledge): proto3 JSON is {}
             return b"{}"
-        rendered: str = json_format.MessageToJson(response, use_integers_for_enums=ints, indent=None)
-        return rendered.encode()
+        return jsonpb.to_json(response, ints)
 
     async def _discovery(self, scope: Scope, send: Send) -> None:
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
@@ -236,7 +236,7 @@ def _body_field(request: Message, ref: str) -> str | None:
 
 def _parse(document: dict[str, Any], message: Message) -> None:
     try:
-        json_format.ParseDict(document, message)
+        jsonpb.parse_dict(document, message)
     except json_format.ParseError as exc:
         raise InvalidArgument(f"Invalid JSON payload received. {exc}".split("\n")[0]) from None
     except (ValueError, TypeError, OverflowError) as exc:

@@ -1,0 +1,458 @@
+"""Proto3 JSON ⇄ protobuf messages, compiled once per message type from its descriptor.
+
+``json_format`` walks the descriptor of every field of every message on every call, in
+Python; on the REST hot paths (CreateTask, a lease reply of 1,000 tasks, an acknowledge in a
+batch) that walk costs more than everything else the server does. This module turns each
+message type into a table of per-field converters once and reuses it.
+
+It is exact by construction, not by imitation:
+
+* Parsing takes only the plain, well-formed spellings (a string for a string field, an int
+  for an int field, an enum name, an RFC 3339 ``Z`` timestamp, …). On anything else — an
+  unknown or repeated field, null, a number in a string, an offset timestamp, an
+  out-of-range value — it stops, restores the target and lets ``json_format.ParseDict`` do
+  the whole document, so every error, and every unusual spelling, is json_format's own.
+* Printing produces what ``json_format.MessageToDict`` produces (the test suite compares
+  them over generated messages); the well-known types without a fast form (Any, Struct,
+  Value, ListValue) are printed by json_format itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from google.protobuf import descriptor as d
+from google.protobuf import json_format
+from google.protobuf.internal import type_checkers
+from google.protobuf.message import Message
+
+Json = Any
+Printer = Callable[[Any], Json]
+Reader = Callable[[Any, Message], None]
+
+_encode = msgspec.json.Encoder().encode
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z\Z")
+_INTEGER = re.compile(r"-?[0-9]+\Z")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SLOW_TYPES = frozenset(
+    {"google.protobuf.Any", "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+)
+_INT64 = frozenset({d.FieldDescriptor.CPPTYPE_INT64, d.FieldDescriptor.CPPTYPE_UINT64})
+_INTS = _INT64 | {d.FieldDescriptor.CPPTYPE_INT32, d.FieldDescriptor.CPPTYPE_UINT32}
+
+
+class _Fallback(Exception):
+    """The document needs json_format: unusual spelling or an error to report."""
+
+
+# -- printing ------------------------------------------------------------------------------
+
+
+def to_json(message: Message, ints: bool = False) -> bytes:
+    """The message as compact proto3 JSON (enums as numbers when ``ints``)."""
+    return _encode(to_dict(message, ints))
+
+
+def to_dict(message: Message, ints: bool = False) -> Json:
+    """What ``json_format.MessageToDict(message, use_integers_for_enums=ints)`` returns."""
+    return _printer(message.DESCRIPTOR, ints)(message)
+
+
+_printers: dict[tuple[str, bool], Printer] = {}
+
+
+def _printer(desc: d.Descriptor, ints: bool) -> Printer:
+    key = (desc.full_name, ints)
+    found = _printers.get(key)
+    if found is None:
+        found = _printers[key] = _compile_printer(desc, ints)
+    return found
+
+
+def _compile_printer(desc: d.Descriptor, ints: bool) -> Printer:
+    name = desc.full_name
+    if name == "google.protobuf.Timestamp":
+        return _print_timestamp
+    if name in ("google.protobuf.Duration", "google.protobuf.FieldMask"):
+        return _print_generic
+    if name in _SLOW_TYPES:
+        return lambda message: json_format.MessageToDict(message, use_integers_for_enums=ints)
+    if desc.file.name == "google/protobuf/wrappers.proto":
+        value = _value_printer(desc.fields_by_name["value"], ints)
+        return lambda message: value(message.value)
+    fields: dict[int, tuple[str, Printer]] = {}
+
+    def add(field: d.FieldDescriptor) -> None:
+        if _is_map(field):
+            key_field = field.message_type.fields_by_name["key"]
+            value = _value_printer(field.message_type.fields_by_name["value"], ints)
+            bool_keys = key_field.cpp_type == d.FieldDescriptor.CPPTYPE_BOOL
+
+            def print_map(entries: Any) -> Json:
+                if bool_keys:
+                    return {("true" if k else "false"): value(entries[k]) for k in entries}
+                return {str(k): value(entries[k]) for k in entries}
+
+            fields[field.number] = (field.json_name, print_map)
+        elif field.is_repeated:
+            item = _value_printer(field, ints)
+            fields[field.number] = (field.json_name, lambda values: [item(v) for v in values])
+        else:
+            fields[field.number] = (field.json_name, _value_printer(field, ints))
+
+    for field in desc.fields:
+        add(field)
+
+    def print_message(message: Any) -> Json:
+        out = {}
+        for field, value in message.ListFields():
+            entry = fields.get(field.number)
+            if entry is None or field.is_extension:  # extensions: json_format knows them
+                return json_format.MessageToDict(message, use_integers_for_enums=ints)
+            out[entry[0]] = entry[1](value)
+        return out
+
+    return print_message
+
+
+def _value_printer(field: d.FieldDescriptor, ints: bool) -> Printer:
+    """The printer of one value of ``field`` (an element, for a repeated field)."""
+    cpp = field.cpp_type
+    if cpp == d.FieldDescriptor.CPPTYPE_MESSAGE:
+        sub = field.message_type
+        cell: list[Printer] = []
+
+        def print_sub(value: Any) -> Json:  # resolved on first use: types may be recursive
+            if not cell:
+                cell.append(_printer(sub, ints))
+            return cell[0](value)
+
+        return print_sub
+    if cpp == d.FieldDescriptor.CPPTYPE_ENUM:
+        enum = field.enum_type
+        if ints:
+            return _same
+        if enum.full_name == "google.protobuf.NullValue":
+            return lambda value: None
+        names = {v.number: v.name for v in enum.values}
+        if any(v.GetOptions().ListFields() for v in enum.values):  # custom JSON names
+            return lambda value: json_format.MessageToDict(_holder(field, value))[field.json_name]
+        closed = enum.is_closed
+
+        def print_enum(value: int) -> Json:
+            found = names.get(value)
+            if found is not None:
+                return found
+            if closed:
+                raise json_format.SerializeToJsonError(
+                    "Enum field contains an integer value which can not mapped to an enum value."
+                )
+            return value
+
+        return print_enum
+    if field.type == d.FieldDescriptor.TYPE_BYTES:
+        return lambda value: base64.b64encode(value).decode("utf-8")
+    if cpp == d.FieldDescriptor.CPPTYPE_STRING:
+        return _same
+    if cpp == d.FieldDescriptor.CPPTYPE_BOOL:
+        return bool
+    if cpp in _INT64:
+        return str
+    if cpp == d.FieldDescriptor.CPPTYPE_DOUBLE:
+        return _print_float
+    if cpp == d.FieldDescriptor.CPPTYPE_FLOAT:
+        return lambda value: _print_float(value, type_checkers.ToShortestFloat)
+    return _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _print_float(value: float, shorten: Callable[[float], float] | None = None) -> Json:
+    if math.isinf(value):
+        return "-Infinity" if value < 0 else "Infinity"
+    if math.isnan(value):
+        return "NaN"
+    return shorten(value) if shorten is not None else value
+
+
+def _print_timestamp(message: Any) -> Json:
+    seconds, nanos = message.seconds, message.nanos
+    if not (-62_135_596_800 <= seconds <= 253_402_300_799) or not 0 <= nanos < 1_000_000_000:
+        return message.ToJsonString()  # raises json_format's own error
+    text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+    if nanos == 0:
+        return text + "Z"
+    if nanos % 1_000_000 == 0:
+        return f"{text}.{nanos // 1_000_000:03d}Z"
+    if nanos % 1000 == 0:
+        return f"{text}.{nanos // 1000:06d}Z"
+    return f"{text}.{nanos:09d}Z"
+
+
+def _print_generic(message: Any) -> Json:
+    return message.ToJsonString()
+
+
+def _holder(field: d.FieldDescriptor, value: Any) -> Message:
+    from google.protobuf import message_factory
+
+    message = message_factory.GetMessageClass(field.containing_type)()
+    setattr(message, field.name, value)
+    return message
+
+
+def _is_map(field: d.FieldDescriptor) -> bool:
+    return bool(
+        field.cpp_type == d.FieldDescriptor.CPPTYPE_MESSAGE
+        and field.message_type.has_options
+        and field.message_type.GetOptions().map_entry
+    )
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def parse_dict(document: dict[str, Any], message: Message) -> None:
+    """Merge ``document`` into ``message`` as ``json_format.ParseDict`` does (same errors).
+
+    The fast path runs only on an empty message (so that giving up can restore it with
+    ``Clear``); a message that already holds fields is merged by json_format.
+    """
+    if message.ListFields():
+        json_format.ParseDict(document, message)
+        return
+    try:
+        _reader(message.DESCRIPTOR)(document, message)
+    except (_Fallback, ValueError, TypeError, OverflowError, KeyError, AttributeError):
+        message.Clear()
+        json_format.ParseDict(document, message)
+
+
+_readers: dict[str, Reader] = {}
+
+
+def _reader(desc: d.Descriptor) -> Reader:
+    found = _readers.get(desc.full_name)
+    if found is None:
+        found = _readers[desc.full_name] = _compile_reader(desc)
+    return found
+
+
+def _compile_reader(desc: d.Descriptor) -> Reader:
+    name = desc.full_name
+    if name == "google.protobuf.Timestamp":
+        return _read_timestamp
+    if name in ("google.protobuf.Duration", "google.protobuf.FieldMask"):
+        return _read_generic
+    if name in _SLOW_TYPES or desc.file.name == "google/protobuf/wrappers.proto":
+        return _give_up
+    by_key: dict[str, tuple[d.FieldDescriptor, Reader]] = {}
+    for field in desc.fields:
+        reader = _field_reader(field)
+        by_key[field.json_name] = (field, reader)
+        by_key.setdefault(field.name, (field, reader))
+
+    def read_message(document: Any, message: Message) -> None:
+        if type(document) is not dict:
+            raise _Fallback
+        seen: set[Any] = set()
+        for key, value in document.items():
+            entry = by_key.get(key)
+            if entry is None or value is None:
+                raise _Fallback
+            field = entry[0]
+            oneof = field.containing_oneof
+            if field in seen or (oneof is not None and oneof in seen):
+                raise _Fallback
+            seen.add(field)
+            if oneof is not None:
+                seen.add(oneof)
+            entry[1](value, message)
+
+    return read_message
+
+
+def _give_up(document: Any, message: Message) -> None:
+    raise _Fallback
+
+
+def _field_reader(field: d.FieldDescriptor) -> Reader:
+    """How the value of one JSON key is stored into ``field`` of its message."""
+    name = field.name
+    if _is_map(field):
+        key_field = field.message_type.fields_by_name["key"]
+        value_field = field.message_type.fields_by_name["value"]
+        if key_field.cpp_type != d.FieldDescriptor.CPPTYPE_STRING:
+            return _give_up
+        if value_field.cpp_type == d.FieldDescriptor.CPPTYPE_MESSAGE:
+            sub_reader = _lazy_reader(value_field.message_type)
+
+            def read_message_map(value: Any, message: Message) -> None:
+                if type(value) is not dict:
+                    raise _Fallback
+                target = getattr(message, name)
+                for k, v in value.items():
+                    if v is None:
+                        raise _Fallback
+                    sub_reader(v, target[_checked_str(k)])
+
+            return read_message_map
+        convert = _scalar(value_field)
+
+        def read_scalar_map(value: Any, message: Message) -> None:
+            if type(value) is not dict:
+                raise _Fallback
+            target = getattr(message, name)
+            for k, v in value.items():
+                if v is None:
+                    raise _Fallback
+                target[_checked_str(k)] = convert(v)
+
+        return read_scalar_map
+    if field.cpp_type == d.FieldDescriptor.CPPTYPE_MESSAGE:
+        sub_reader = _lazy_reader(field.message_type)
+        if field.is_repeated:
+
+            def read_messages(value: Any, message: Message) -> None:
+                if type(value) is not list:
+                    raise _Fallback
+                target = getattr(message, name)
+                for item in value:
+                    if item is None:
+                        raise _Fallback
+                    sub_reader(item, target.add())
+
+            return read_messages
+
+        def read_sub(value: Any, message: Message) -> None:
+            sub = getattr(message, name)
+            sub.SetInParent()
+            sub_reader(value, sub)
+
+        return read_sub
+    convert = _scalar(field)
+    if field.is_repeated:
+
+        def read_scalars(value: Any, message: Message) -> None:
+            if type(value) is not list:
+                raise _Fallback
+            getattr(message, name).extend([convert(item) for item in value])
+
+        return read_scalars
+
+    def read_scalar(value: Any, message: Message) -> None:
+        setattr(message, name, convert(value))
+
+    return read_scalar
+
+
+def _lazy_reader(desc: d.Descriptor) -> Reader:
+    cell: list[Reader] = []
+
+    def read(value: Any, message: Message) -> None:  # resolved on first use: types may recurse
+        if not cell:
+            cell.append(_reader(desc))
+        cell[0](value, message)
+
+    return read
+
+
+def _checked_str(value: Any) -> str:
+    if type(value) is not str or (not value.isascii() and _SURROGATE.search(value)):
+        raise _Fallback
+    return value
+
+
+def _scalar(field: d.FieldDescriptor) -> Callable[[Any], Any]:
+    """The converter of one JSON scalar to the field's Python value; _Fallback if unusual."""
+    cpp = field.cpp_type
+    if cpp in _INTS:
+
+        def to_int(value: Any) -> int:
+            kind = type(value)
+            if kind is int:
+                return int(value)
+            if kind is str and _INTEGER.match(value):
+                return int(value)
+            raise _Fallback
+
+        return to_int
+    if cpp == d.FieldDescriptor.CPPTYPE_DOUBLE:
+
+        def to_double(value: Any) -> float:
+            kind = type(value)
+            if kind is int or (kind is float and math.isfinite(value)):
+                return float(value)
+            raise _Fallback
+
+        return to_double
+    if cpp == d.FieldDescriptor.CPPTYPE_BOOL:
+
+        def to_bool(value: Any) -> bool:
+            if type(value) is not bool:
+                raise _Fallback
+            return bool(value)
+
+        return to_bool
+    if field.type == d.FieldDescriptor.TYPE_BYTES:
+
+        def to_bytes(value: Any) -> bytes:
+            if type(value) is not str:
+                raise _Fallback
+            encoded = value.encode("utf-8")
+            return base64.urlsafe_b64decode(encoded + b"=" * (4 - len(encoded) % 4))
+
+        return to_bytes
+    if cpp == d.FieldDescriptor.CPPTYPE_STRING:
+        return _checked_str
+    if cpp == d.FieldDescriptor.CPPTYPE_ENUM:
+        numbers: dict[str, int] = {v.name: v.number for v in field.enum_type.values}
+        known = frozenset(numbers.values())
+        if field.enum_type.full_name == "google.protobuf.NullValue" or any(
+            v.GetOptions().ListFields() for v in field.enum_type.values
+        ):
+            return _fallback_scalar
+
+        def to_enum(value: Any) -> int:
+            if type(value) is str:
+                number = numbers.get(value)
+                if number is not None:
+                    return number
+            elif type(value) is int and value in known:
+                return int(value)
+            raise _Fallback
+
+        return to_enum
+    return _fallback_scalar  # float32 and anything newer: json_format's range rules
+
+
+def _fallback_scalar(value: Any) -> Any:
+    raise _Fallback
+
+
+def _read_timestamp(value: Any, message: Any) -> None:
+    match = _TIMESTAMP.match(value) if type(value) is str else None
+    if match is None:
+        message.FromJsonString(value)  # other offsets and spellings; errors fall back
+        return
+    year, month, day, hour, minute, second, fraction = match.groups()
+    moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
+    days = moment.toordinal() - _EPOCH_ORDINAL
+    message.seconds = days * 86_400 + int(hour) * 3600 + int(minute) * 60 + int(second)
+    message.nanos = int(fraction.ljust(9, "0")) if fraction else 0
+
+
+def _read_generic(value: Any, message: Any) -> None:
+    if type(value) is not str:
+        raise _Fallback
+    message.FromJsonString(value)
