@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,6 +152,40 @@ def test_concurrent_writes_share_commits_and_fail_alone(store: SqliteStore, run:
     assert sum(isinstance(r, AlreadyExists) for r in results) == 300
     stored = run(store.list_tasks(Q, "", 1000, NOW))
     assert sorted(t.name.task for t in stored) == sorted(f"t{i}" for i in range(300))
+
+
+def test_jobs_of_one_transaction_see_the_queue_changes_before_them(store: SqliteStore, run: Run) -> None:
+    create(store, run)
+    seen: list[Queue] = []
+
+    def remember(task: Task) -> Callable[[Queue], Task]:
+        def make(queue: Queue) -> Task:
+            seen.append(queue)
+            return task
+
+        return make
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(
+            store.insert_task(Q, remember(make_task("a")), NOW),
+            store.put_queue(Q, lambda stored: replace(stored, task_ttl=timedelta(days=1)), NOW),  # type: ignore[arg-type]
+            store.insert_task(Q, remember(make_task("b")), NOW),
+            store.insert_task(Q, remember(make_task("a")), NOW),
+            store.delete_queue(Q, NOW, timedelta(0)),
+            store.insert_task(Q, remember(make_task("c")), NOW),
+            return_exceptions=True,
+        )
+
+    results = run(together())
+    assert [type(r).__name__ for r in results] == [
+        "Task",
+        "Queue",
+        "Task",
+        "AlreadyExists",
+        "NoneType",
+        "QueueNotFound",
+    ]
+    assert [q.task_ttl for q in seen] == [timedelta(days=31), timedelta(days=1), timedelta(days=1)]
 
 
 def test_round_trip_of_a_task(store: SqliteStore, run: Run) -> None:

@@ -4,8 +4,12 @@ Every write is a job run by a single writer thread. The writer takes every job w
 that moment and runs them in one transaction, each inside its own savepoint so that a job
 that fails (a duplicate name, a missing queue) is undone alone; then it commits once and
 answers all of them. Concurrent writers thus share one commit (one fsync), and no write is
-answered before it is durable. Reads use their own connections on a small thread pool. The
-SQL of each dialect lives in ``store/sql/<dialect>/``; the jobs here are written once.
+answered before it is durable. A job that can only fail before it writes anything (it
+checks first, and its writes fail only if the database does) says so and runs without a
+savepoint. Within one transaction a queue's row is read once (``Db.memo``), until a
+statement that writes the queues table or a rolled-back job forgets it. Reads use their
+own connections on a small thread pool. The SQL of each dialect lives in
+``store/sql/<dialect>/``; the jobs here are written once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import queue as queue_module
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +34,7 @@ from tasksd.model.errors import (
     QueueNotFound,
     QueueTombstoned,
     TaskNotFound,
+    TasksError,
     TaskTombstoned,
 )
 from tasksd.model.iam import Policy
@@ -62,6 +68,9 @@ class Dialect:
     """Whether other connections see the writer's commits (not so for SQLite :memory:)."""
 
 
+_WRITES_QUEUES = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+queues\b", re.IGNORECASE | re.MULTILINE)
+
+
 class Db:
     """A connection as jobs see it: named queries of its dialect."""
 
@@ -69,8 +78,13 @@ class Db:
         self.conn = conn
         self.queries = dialect.queries
         self.unique_violation = dialect.unique_violation
+        self.queue_writes = frozenset(n for n, sql in dialect.queries.items() if _WRITES_QUEUES.search(sql))
+        self.memo: dict[QueueName, Any] | None = None
+        """Queue rows read in the writer's current transaction (None on readers)."""
 
     def q(self, name: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
+        if name in self.queue_writes and self.memo:
+            self.memo.clear()
         return self.conn.execute(self.queries[name], params)
 
     def qmany(self, name: str, rows: list[tuple[Any, ...]]) -> None:
@@ -92,6 +106,7 @@ Job = Callable[[Db], T]
 class _Pending:
     job: Job[Any]
     future: asyncio.Future[Any]
+    savepoint: bool
 
 
 class _Writer(threading.Thread):
@@ -106,9 +121,9 @@ class _Writer(threading.Thread):
         self.ready = threading.Event()
         self.error: BaseException | None = None
 
-    def submit(self, job: Job[T]) -> asyncio.Future[T]:
+    def submit(self, job: Job[T], savepoint: bool = True) -> asyncio.Future[T]:
         future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put(_Pending(job, future))
+        self._jobs.put(_Pending(job, future, savepoint))
         return future
 
     def stop(self) -> None:
@@ -144,9 +159,16 @@ class _Writer(threading.Thread):
     @staticmethod
     def _run_batch(conn: Db, batch: list[_Pending], dialect: Dialect) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
+        conn.memo = {}
         try:
             conn.raw(dialect.begin)
             for pending in batch:
+                if not pending.savepoint:
+                    try:
+                        results.append((True, pending.job(conn)))
+                    except TasksError as exc:  # raised before the job wrote anything
+                        results.append((False, exc))
+                    continue
                 conn.raw("SAVEPOINT job")
                 try:
                     results.append((True, pending.job(conn)))
@@ -154,13 +176,15 @@ class _Writer(threading.Thread):
                 except Exception as exc:
                     conn.raw("ROLLBACK TO SAVEPOINT job")
                     conn.raw("RELEASE SAVEPOINT job")
+                    conn.memo.clear()
                     results.append((False, exc))
             conn.raw("COMMIT")
-        except dialect.error as exc:
+        except Exception as exc:  # the database failed, or a job without a savepoint did
             log.exception("%s transaction failed", dialect.name)
             with contextlib.suppress(dialect.error):
                 conn.raw("ROLLBACK")
-            failure = Internal(f"The store could not commit the change: {exc}.")
+            reason = f": {exc}" if isinstance(exc, dialect.error) else ""
+            failure = Internal(f"The store could not commit the change{reason}.")
             results = [(False, failure)] * len(batch)
         return results
 
@@ -177,9 +201,15 @@ def _deliver(batch: list[_Pending], results: list[tuple[bool, Any]]) -> None:
 
 def _find_queue(conn: Db, name: QueueName) -> tuple[int, bytes, bytes | None] | None:
     """The queue's (id, config, policy) row, or None."""
+    memo = conn.memo
+    if memo is not None and name in memo:
+        found: tuple[int, bytes, bytes | None] | None = memo[name]
+        return found
     row: tuple[int, bytes, bytes | None] | None = conn.q(
         "get_queue", (name.project, name.location, name.queue)
     ).fetchone()
+    if memo is not None:
+        memo[name] = row
     return row
 
 
@@ -229,9 +259,11 @@ class SqlStore:
             conn.close()
         self._reader_conns.clear()
 
-    async def _write(self, job: Job[T]) -> T:
+    async def _write(self, job: Job[T], *, checks_first: bool = False) -> T:
+        """Run ``job`` in the writer. ``checks_first``: the job raises only before its first
+        write, and its writes fail only with the database, so it needs no savepoint."""
         assert self._writer is not None, "store is not open"
-        return await self._writer.submit(job)
+        return await self._writer.submit(job, savepoint=not checks_first)
 
     async def _read(self, job: Job[T]) -> T:
         if self._readers is None:
@@ -340,29 +372,28 @@ class SqlStore:
             kind, payload, attempts, options = codec.encode_task_columns(task)
             tag = task.payload.tag if isinstance(task.payload, PullMessage) else None
             create_us = codec.to_us(task.create_time)
-            try:
-                conn.q(
-                    "insert_task",
-                    (
-                        queue_id,
-                        task.name.task,
-                        kind,
-                        codec.to_us(task.schedule_time),
-                        create_us,
-                        create_us + _ttls(stored)[0],
-                        tag,
-                        task.status.dispatch_count,
-                        task.status.response_count,
-                        payload,
-                        attempts,
-                        options,
-                    ),
-                )
-            except conn.unique_violation:
-                raise AlreadyExists() from None
+            inserted = conn.q(
+                "insert_task",
+                (
+                    queue_id,
+                    task.name.task,
+                    kind,
+                    codec.to_us(task.schedule_time),
+                    create_us,
+                    create_us + _ttls(stored)[0],
+                    tag,
+                    task.status.dispatch_count,
+                    task.status.response_count,
+                    payload,
+                    attempts,
+                    options,
+                ),
+            )
+            if inserted.rowcount == 0:
+                raise AlreadyExists()
             return task
 
-        return await self._write(job)
+        return await self._write(job, checks_first=True)
 
     async def get_task(self, name: TaskName, now: datetime) -> Task:
         def job(conn: Db) -> Task:
@@ -391,7 +422,7 @@ class SqlStore:
             until = _tombstone_until(codec.decode_queue(config), now)
             conn.q("put_tombstone", (queue_id, name.task, until))
 
-        await self._write(job)
+        await self._write(job, checks_first=True)
 
     # -- leases ------------------------------------------------------------------------
 
@@ -448,14 +479,17 @@ class SqlStore:
         return await self._write(job)
 
     async def acknowledge_task(self, name: TaskName, schedule_time: datetime, now: datetime) -> None:
+        held = (codec.to_us(now), codec.KIND_PULL, codec.to_us(schedule_time))
+
         def job(conn: Db) -> None:
             queue_id, config, _ = _queue_row(conn, name.queue_name)
-            row = _held_task(conn, queue_id, name, schedule_time, now)
-            conn.q("delete_task_by_id", (row[0],))
+            if conn.q("acknowledge_task", (queue_id, name.task, *held)).rowcount == 0:
+                _held_task(conn, queue_id, name, schedule_time, now)  # raises why not
+                raise Internal(f"{name.path} could not be acknowledged.")
             until = _tombstone_until(codec.decode_queue(config), now)
             conn.q("put_tombstone", (queue_id, name.task, until))
 
-        await self._write(job)
+        await self._write(job, checks_first=True)
 
     async def reschedule_leased_task(
         self, name: TaskName, schedule_time: datetime, new_schedule_time: datetime, now: datetime

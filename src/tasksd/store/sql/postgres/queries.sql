@@ -48,10 +48,11 @@ UPDATE queues SET policy = %s WHERE id = %s
 SELECT DISTINCT location FROM queues WHERE project = %s ORDER BY location
 
 -- insert_task --
--- A new task.
+-- A new task; no row is inserted when the queue has a task of that id.
 INSERT INTO tasks (queue, task_id, kind, schedule_us, create_us, expire_us, tag,
                    dispatch_count, response_count, payload, attempts, options)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (queue, task_id) DO NOTHING
 
 -- get_task --
 -- One live task.
@@ -144,6 +145,10 @@ FROM tasks WHERE queue = %s AND task_id = %s AND expire_us > %s
 -- reschedule_task --
 -- Move one task to a new schedule time.
 UPDATE tasks SET schedule_us = %s WHERE id = %s
+
+-- acknowledge_task --
+-- Remove a live pull task whose lease the caller holds (its schedule time is the one given).
+DELETE FROM tasks WHERE queue = %s AND task_id = %s AND expire_us > %s AND kind = %s AND schedule_us = %s
 
 -- delete_task_by_id --
 -- Remove one task.

@@ -43,10 +43,11 @@ UPDATE queues SET policy = ? WHERE id = ?
 SELECT DISTINCT location FROM queues WHERE project = ? ORDER BY location
 
 -- insert_task --
--- A new task.
+-- A new task; no row is inserted when the queue has a task of that id.
 INSERT INTO tasks (queue, task_id, kind, schedule_us, create_us, expire_us, tag,
                    dispatch_count, response_count, payload, attempts, options)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (queue, task_id) DO NOTHING
 
 -- get_task --
 -- One live task.
@@ -135,6 +136,10 @@ FROM tasks WHERE queue = ? AND task_id = ? AND expire_us > ?
 -- reschedule_task --
 -- Move one task to a new schedule time.
 UPDATE tasks SET schedule_us = ? WHERE id = ?
+
+-- acknowledge_task --
+-- Remove a live pull task whose lease the caller holds (its schedule time is the one given).
+DELETE FROM tasks WHERE queue = ? AND task_id = ? AND expire_us > ? AND kind = ? AND schedule_us = ?
 
 -- delete_task_by_id --
 -- Remove one task.
