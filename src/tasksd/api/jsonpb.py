@@ -440,16 +440,28 @@ def _fallback_scalar(value: Any) -> Any:
     raise _Fallback
 
 
+_TIMESTAMPS: dict[str, tuple[int, int]] = {}
+"""Recently read timestamps: a worker acknowledges a whole lease with the same scheduleTime."""
+_TIMESTAMPS_KEPT = 1024
+
+
 def _read_timestamp(value: Any, message: Any) -> None:
-    match = _TIMESTAMP.match(value) if type(value) is str else None
-    if match is None:
-        message.FromJsonString(value)  # other offsets and spellings; errors fall back
-        return
-    year, month, day, hour, minute, second, fraction = match.groups()
-    moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
-    days = moment.toordinal() - _EPOCH_ORDINAL
-    message.seconds = days * 86_400 + int(hour) * 3600 + int(minute) * 60 + int(second)
-    message.nanos = int(fraction.ljust(9, "0")) if fraction else 0
+    known = _TIMESTAMPS.get(value) if type(value) is str else None
+    if known is None:
+        match = _TIMESTAMP.match(value) if type(value) is str else None
+        if match is None:
+            message.FromJsonString(value)  # other offsets and spellings; errors fall back
+            return
+        year, month, day, hour, minute, second, fraction = (int(g) if g else 0 for g in match.groups())
+        days = datetime(year, month, day, tzinfo=UTC).toordinal() - _EPOCH_ORDINAL
+        if not (hour < 24 and minute < 60 and second < 60):
+            raise _Fallback
+        nanos = int(match.group(7).ljust(9, "0")) if fraction else 0
+        known = (days * 86_400 + hour * 3600 + minute * 60 + second, nanos)
+        if len(_TIMESTAMPS) >= _TIMESTAMPS_KEPT:
+            _TIMESTAMPS.clear()
+        _TIMESTAMPS[value] = known
+    message.seconds, message.nanos = known
 
 
 def _read_generic(value: Any, message: Any) -> None:

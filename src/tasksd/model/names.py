@@ -32,12 +32,41 @@ _SEGMENTS = (
 )
 
 
+_QUEUE_IDS: dict[str, list[str]] = {}
+"""Queue names already parsed, and their ids: a server sees the same few queues again and again."""
+_QUEUE_IDS_KEPT = 4096
+
+
 def _parse_ids(name: str, field: str, depth: int) -> list[str]:
     """The ids of a name made of the first ``depth`` segments, each checked by its grammar.
 
     Raises:
         InvalidArgument: the name has another shape, or an id breaks its grammar.
     """
+    if depth == 3:
+        known = _QUEUE_IDS.get(name)
+        if known is None:
+            known = _remember(name, _check_ids(name, field, 3))
+        return list(known)
+    if depth == 4:
+        queue, _, task = name.rpartition("/tasks/")
+        known = _QUEUE_IDS.get(queue)
+        if known is not None and _TASK_RE.fullmatch(task):
+            return [*known, task]
+        ids = _check_ids(name, field, 4)
+        _remember(queue, ids[:3])
+        return ids
+    return _check_ids(name, field, depth)
+
+
+def _remember(queue: str, ids: list[str]) -> list[str]:
+    if len(_QUEUE_IDS) >= _QUEUE_IDS_KEPT:
+        _QUEUE_IDS.clear()
+    _QUEUE_IDS[queue] = ids
+    return ids
+
+
+def _check_ids(name: str, field: str, depth: int) -> list[str]:
     segments = _SEGMENTS[:depth]
     parts = name.split("/")
     if len(parts) != 2 * depth or any(parts[2 * i] != seg[0] for i, seg in enumerate(segments)):
@@ -63,12 +92,6 @@ class ProjectName:
     @classmethod
     def parse(cls, name: str, field: str = "name") -> ProjectName:
         return cls(*_parse_ids(name, field, 1))
-
-
-_PROJECT_RULE = "it may contain letters, numbers, hyphens, colons or periods"
-_LOCATION_RULE = "it may contain letters, numbers and hyphens (at most 63)"
-_QUEUE_RULE = "it may contain only letters, numbers and hyphens, and at most 100 characters"
-_TASK_RULE = "it may contain only letters, numbers, hyphens and underscores, and at most 500 characters"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ accepted and ignored; replies are always complete and compact.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -20,13 +21,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import msgspec
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from tasksd.api import jsonpb
 from tasksd.api.errors import rest_error
 from tasksd.api.rest.batch import BATCH_PATHS, JSON_CONTENT_TYPE, parse_batch, render_batch
-from tasksd.api.rest.routes import Route, build_routes, load_discovery, match
+from tasksd.api.rest.routes import Route, Router, build_routes, load_discovery
 from tasksd.api.rpc import Rpc
 from tasksd.model.errors import Internal, InvalidArgument, NotFound, TasksError, Unimplemented
 
@@ -53,6 +56,7 @@ _SYSTEM_PARAMS = {
     "$.xgafv",
 }
 _SNAKE = re.compile(r"_([a-z0-9])")
+_decode_json = msgspec.json.Decoder().decode
 
 
 class RestVersion:
@@ -77,7 +81,7 @@ class RestApp:
     def __init__(self, versions: list[RestVersion], documents: dict[str, Document] | None = None) -> None:
         self.versions = {v.version: v for v in versions}
         self.documents = documents or {}
-        self.routes: list[Route] = [r for v in versions for r in v.routes]
+        self.router = Router([r for v in versions for r in v.routes])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,7 +115,7 @@ class RestApp:
     async def respond(self, method: str, path: str, query_string: bytes, body: bytes) -> tuple[int, bytes]:
         """(HTTP status, JSON body) of one API request; every failure is a Status body."""
         try:
-            found = match(self.routes, method, path)
+            found = self.router.match(method, path)
             if found is None:
                 raise NotFound(f"The requested URL {method} {path} was not found on this server.")
             route, params = found
@@ -195,13 +199,10 @@ def _build_request(
     request = rpc.request()
     body_target: Message = request
     if route.request_ref is not None:
-        body_field = _body_field(request, route.request_ref)
+        body_field = _body_field(rpc.request.DESCRIPTOR, route.request_ref)
         if body_field is not None:
             body_target = getattr(request, body_field)
-        try:
-            document = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidArgument(f"Invalid JSON payload received. {exc}.") from None
+        document = _read_json(body) if body.strip() else {}
         if not isinstance(document, dict):
             raise InvalidArgument("Invalid JSON payload received. The body must be a JSON object.")
         _parse(document, body_target)
@@ -210,25 +211,40 @@ def _build_request(
     if query:
         _parse(query, request)
     for name, value in params.items():
-        field = _field(request, name)
+        field = _field(request.DESCRIPTOR, name)
         holder = request if field is not None else body_target
-        setattr(holder, field or _field(body_target, name) or name, value)
+        setattr(holder, field or _field(body_target.DESCRIPTOR, name) or name, value)
     return request
 
 
-def _field(message: Message, name: str) -> str | None:
-    """The field of ``message`` a path parameter names (by proto or JSON name)."""
-    fields = message.DESCRIPTOR.fields_by_name
+def _read_json(body: bytes) -> Any:
+    """The body's JSON value: msgspec reads strict JSON; what it refuses (NaN, lone
+    surrogates, errors) is read by the json module, which also words the errors."""
+    try:
+        return _decode_json(body)
+    except msgspec.DecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"Invalid JSON payload received. {exc}.") from None
+
+
+@functools.cache
+def _field(message: Descriptor, name: str) -> str | None:
+    """The field of a message type that a path parameter names (by proto or JSON name)."""
+    fields = message.fields_by_name
     if name in fields:
         return name
-    return next((f.name for f in message.DESCRIPTOR.fields if f.json_name == name), None)
+    return next((f.name for f in message.fields if f.json_name == name), None)
 
 
-def _body_field(request: Message, ref: str) -> str | None:
+@functools.cache
+def _body_field(request: Descriptor, ref: str) -> str | None:
     """The request field a body of schema ``ref`` fills, or None when it is the request itself."""
-    if request.DESCRIPTOR.name == ref:
+    if request.name == ref:
         return None
-    for field in request.DESCRIPTOR.fields:
+    for field in request.fields:
         if field.message_type is not None and field.message_type.name == ref:
             return str(field.name)
     return None

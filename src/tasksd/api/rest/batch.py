@@ -62,27 +62,27 @@ def parse_batch(content_type: str, body: bytes) -> list[InnerRequest]:
 
 def _split_head(data: bytes) -> tuple[list[str], bytes]:
     """(header lines, body) of a MIME part or HTTP message; CRLF or LF line ends."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        head, found, rest = data.partition(separator)
-        if found:
-            return head.decode("latin-1").replace("\r\n", "\n").split("\n"), rest
-    return data.decode("latin-1").replace("\r\n", "\n").split("\n"), b""
+    head, found, rest = data.partition(b"\r\n\r\n")
+    if found:
+        return head.decode("latin-1").split("\r\n"), rest
+    head, found, rest = data.partition(b"\n\n")
+    return head.decode("latin-1").replace("\r\n", "\n").split("\n"), rest
 
 
-def _headers(lines: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
+def _header(lines: list[str], wanted: str) -> str | None:
+    """The value of the first header line named ``wanted`` (lower case), or None."""
     for line in lines:
         name, colon, value = line.partition(":")
-        if colon:
-            found[name.strip().lower()] = value.strip()
-    return found
+        if colon and name.strip().lower() == wanted:
+            return value.strip()
+    return None
 
 
 def _inner_request(index: int, part: bytes) -> InnerRequest:
     where = f"Batch part {index + 1}"
-    mime_lines, payload = _split_head(part.lstrip(b"\r\n"))
-    mime = _headers(mime_lines)
-    if not mime.get("content-type", "application/http").lower().startswith("application/http"):
+    mime, payload = _split_head(part.lstrip(b"\r\n"))
+    content_type = _header(mime, "content-type")
+    if content_type is not None and not content_type.lower().startswith("application/http"):
         raise InvalidArgument(f"{where} is not an application/http request.")
     if payload.endswith(b"\r\n"):
         payload = payload[:-2]
@@ -94,17 +94,22 @@ def _inner_request(index: int, part: bytes) -> InnerRequest:
         raise InvalidArgument(
             f"{where} does not start with a request line such as 'POST /v2beta2/... HTTP/1.1'."
         )
-    target = urlsplit(words[1])
-    if not target.path.startswith("/"):
-        raise InvalidArgument(f"{where}: {words[1]!r} is not a path.")
-    length = _headers(lines[1:]).get("content-length", "")
+    target = words[1]
+    if target.startswith("/"):
+        path, _, query = target.partition("#")[0].partition("?")
+    else:  # an absolute URI
+        split = urlsplit(target)
+        path, query = split.path, split.query
+        if not path.startswith("/"):
+            raise InvalidArgument(f"{where}: {target!r} is not a path.")
+    length = _header(lines[1:], "content-length") or ""
     if length.isdigit():
         request_body = request_body[: int(length)]
     return InnerRequest(
-        content_id=mime.get("content-id", f"<{index + 1}>"),
+        content_id=_header(mime, "content-id") or f"<{index + 1}>",
         method=words[0],
-        path=target.path,
-        query_string=target.query.encode("latin-1"),
+        path=path,
+        query_string=query.encode("latin-1"),
         body=request_body,
     )
 

@@ -36,7 +36,9 @@ def _template_regex(template: str) -> re.Pattern[str]:
     pos = 0
     for match in re.finditer(r"\{(\+?)(\w+)\}", template):
         out.append(re.escape(template[pos : match.start()]))
-        out.append(f"(?P<{match.group(2)}>{'.+?' if match.group(1) else '[^/]+'})")
+        # Greedy: templates are anchored with at most one {+var}, and {var} holds no "/", so
+        # greedy and lazy find the same (only) split; greedy finds it without backtracking.
+        out.append(f"(?P<{match.group(2)}>{'.+' if match.group(1) else '[^/]+'})")
         pos = match.end()
     out.append(re.escape(template[pos:]) + "$")
     return re.compile("".join(out))
@@ -87,6 +89,22 @@ def _route(
         rpc=rpcs.get(target) if target else None,
         suffix=method["path"].rsplit("}", 1)[-1],
     )
+
+
+class Router:
+    """Finds the route of a request among routes grouped by HTTP method and first segment."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+        self._groups: dict[tuple[str, str], list[Route]] = {}
+        for route in routes:  # kept in order: longest pattern first
+            first = route.regex.pattern[2:].split("/", 1)[0]  # after "^/"; versions are literal
+            self._groups.setdefault((route.http_method, first), []).append(route)
+
+    def match(self, http_method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route and path parameters for a request, or None."""
+        group = self._groups.get((http_method, path[1:].split("/", 1)[0]))
+        return match(group, http_method, path) if group else None
 
 
 def match(routes: list[Route], http_method: str, path: str) -> tuple[Route, dict[str, str]] | None:
