@@ -222,7 +222,7 @@ def _read_json(body: bytes) -> Any:
     surrogates, errors) is read by the json module, which also words the errors."""
     try:
         return _decode_json(body)
-    except msgspec.DecodeError:
+    except ValueError:  # msgspec.DecodeError, UnicodeDecodeError
         pass
     try:
         return json.loads(body)
