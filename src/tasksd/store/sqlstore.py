@@ -476,7 +476,7 @@ class SqlStore:
                     break
             return leased
 
-        return await self._write(job)
+        return await self._write(job, checks_first=True)
 
     async def acknowledge_task(self, name: TaskName, schedule_time: datetime, now: datetime) -> None:
         held = (codec.to_us(now), codec.KIND_PULL, codec.to_us(schedule_time))
@@ -502,7 +502,7 @@ class SqlStore:
             task.schedule_time = new_schedule_time
             return task
 
-        return await self._write(job)
+        return await self._write(job, checks_first=True)
 
     # -- push dispatch -----------------------------------------------------------------
 
@@ -527,7 +527,7 @@ class SqlStore:
             next_due = conn.q("next_due_us", (queue_id, now_us)).fetchone()[0]
             return Claim(stored, claimed, codec.from_us(next_due) if next_due is not None else None)
 
-        return await self._write(job)
+        return await self._write(job, checks_first=True)
 
     async def start_attempt(self, name: TaskName, now: datetime) -> tuple[Queue, Task]:
         def job(conn: Db) -> tuple[Queue, Task]:
@@ -541,7 +541,7 @@ class SqlStore:
             conn.q("start_attempt", params)
             return codec.decode_queue(config), task
 
-        return await self._write(job)
+        return await self._write(job, checks_first=True)
 
     async def finish_attempt(
         self, name: TaskName, started: datetime, result: AttemptResult, now: datetime
@@ -581,7 +581,7 @@ class SqlStore:
                 ),
             )
 
-        await self._write(job)
+        await self._write(job, checks_first=True)
 
     async def own_queue(self, queue: QueueName, node: str, now: datetime, ttl: timedelta) -> bool:
         now_us = codec.to_us(now)
