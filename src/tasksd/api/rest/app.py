@@ -1,10 +1,11 @@
 """The REST surface: an ASGI app that transcodes HTTP/JSON into RPC request messages.
 
 Path parameters, query parameters and the JSON body are merged into the RPC's request
-message with ``json_format`` (so unknown fields, bad enums and malformed values are
-rejected with the field named), the RPC runs, and its reply is rendered as proto3 JSON —
-enums as numbers when the client asks ``$alt=json;enum-encoding=int``, as the gapic REST
-transport does, and as names otherwise.
+message with the compiled codec of ``api/jsonpb.py`` (which hands unusual input to
+``json_format``, so unknown fields, bad enums and malformed values are rejected with the
+field named, in json_format's words), the RPC runs, and its reply is rendered as proto3
+JSON — enums as numbers when the client asks ``$alt=json;enum-encoding=int``, as the gapic
+REST transport does, and as names otherwise.
 
 LIMITATIONS: the ``fields`` (partial response) and ``prettyPrint`` system parameters are
 accepted and ignored; replies are always complete and compact.
