@@ -115,7 +115,7 @@ def _compile_printer(desc: d.Descriptor, ints: bool) -> Printer:
         out = {}
         for field, value in message.ListFields():
             entry = fields.get(field.number)
-            if entry is None or field.is_extension:  # extensions: json_format knows them
+            if entry is None:  # an extension (numbers apart from the fields'): json_format's
                 return json_format.MessageToDict(message, use_integers_for_enums=ints)
             out[entry[0]] = entry[1](value)
         return out

@@ -144,7 +144,7 @@ class RestApp:
         rpc = route.rpc
         if rpc is None:
             raise Unimplemented(f"{route.method_id} is not implemented in tasksd yet.")
-        query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True) if query_string else []
         ints = False
         fields: dict[str, Any] = {}
         for key, value in query:

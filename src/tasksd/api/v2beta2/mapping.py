@@ -23,6 +23,7 @@ from tasksd.model.task import AppEngineHttpRequest, HttpRequest, PullMessage, Ta
 QueuePb = queue_types.Queue.pb()
 TaskPb = task_types.Task.pb()
 _VIEW = TaskPb.View
+_VIEW_NUMBERS = {view: _VIEW.Value(view.value) for view in TaskView}
 
 # Queue field paths of this version → the model's field paths (for update masks). A target
 # names the queue's kind too, so that a mask cannot change what a queue is unnoticed.
@@ -171,12 +172,12 @@ def task_from_pb(message: Message, parent: QueueName) -> Task:
 
 
 def view_from_pb(value: int) -> TaskView:
-    return TaskView.FULL if value == _VIEW.Value("FULL") else TaskView.BASIC
+    return TaskView.FULL if value == _VIEW_NUMBERS[TaskView.FULL] else TaskView.BASIC
 
 
 def task_to_pb(task: Task, view: TaskView) -> Message:
     assert task.name is not None
-    message = TaskPb(name=task.name.path, view=_VIEW.Value(view.value))
+    message = TaskPb(name=task.name.path, view=_VIEW_NUMBERS[view])
     full = view is TaskView.FULL
     payload = task.payload
     if isinstance(payload, PullMessage):
