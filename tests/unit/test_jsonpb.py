@@ -247,10 +247,6 @@ def test_bytes_read_as_json_format_reads_them() -> None:
         assert base64.b64encode(expected).decode() == jsonpb.to_dict(BytesValue(value=expected))
 
 
-def _words(text: str) -> set[str]:
-    return {word for word in ("Infinity", '"details"') if word in text}
-
-
 FAST = [
     t
     for t in SIMPLE
@@ -262,7 +258,7 @@ FAST = [
 def test_plain_documents_take_the_fast_path(desc: d.Descriptor, monkeypatch: pytest.MonkeyPatch) -> None:
     documents = [json_format.MessageToDict(m) for m in _messages(desc)]
     # Infinity spelled as a string, and Any (a Status's details), are json_format's to read.
-    documents = [doc for doc in documents if not {"Infinity", '"details"'} & _words(json.dumps(doc))]
+    documents = [doc for doc in documents if not any(w in json.dumps(doc) for w in ("Infinity", '"details"'))]
     assert len(documents) > ROUNDS // 4
 
     def refuse(*args: Any, **kwargs: Any) -> None:
