@@ -83,33 +83,12 @@ def _compile_printer(desc: d.Descriptor, ints: bool) -> Printer:
         return _print_timestamp
     if name in ("google.protobuf.Duration", "google.protobuf.FieldMask"):
         return _print_generic
-    if name in _SLOW_TYPES:
+    if name in _SLOW_TYPES or any(_custom_enum_names(f) for f in desc.fields):
         return lambda message: json_format.MessageToDict(message, use_integers_for_enums=ints)
     if desc.file.name == "google/protobuf/wrappers.proto":
         value = _value_printer(desc.fields_by_name["value"], ints)
         return lambda message: value(message.value)
-    fields: dict[int, tuple[str, Printer]] = {}
-
-    def add(field: d.FieldDescriptor) -> None:
-        if _is_map(field):
-            key_field = field.message_type.fields_by_name["key"]
-            value = _value_printer(field.message_type.fields_by_name["value"], ints)
-            bool_keys = key_field.cpp_type == d.FieldDescriptor.CPPTYPE_BOOL
-
-            def print_map(entries: Any) -> Json:
-                if bool_keys:
-                    return {("true" if k else "false"): value(entries[k]) for k in entries}
-                return {str(k): value(entries[k]) for k in entries}
-
-            fields[field.number] = (field.json_name, print_map)
-        elif field.is_repeated:
-            item = _value_printer(field, ints)
-            fields[field.number] = (field.json_name, lambda values: [item(v) for v in values])
-        else:
-            fields[field.number] = (field.json_name, _value_printer(field, ints))
-
-    for field in desc.fields:
-        add(field)
+    fields = {f.number: (f.json_name, _field_printer(f, ints)) for f in desc.fields}
 
     def print_message(message: Any) -> Json:
         out = {}
@@ -121,6 +100,19 @@ def _compile_printer(desc: d.Descriptor, ints: bool) -> Printer:
         return out
 
     return print_message
+
+
+def _field_printer(field: d.FieldDescriptor, ints: bool) -> Printer:
+    """The printer of a field's whole value (a map, a list or one value)."""
+    if _is_map(field):
+        value = _value_printer(field.message_type.fields_by_name["value"], ints)
+        if field.message_type.fields_by_name["key"].cpp_type == d.FieldDescriptor.CPPTYPE_BOOL:
+            return lambda entries: {("true" if k else "false"): value(entries[k]) for k in entries}
+        return lambda entries: {str(k): value(entries[k]) for k in entries}
+    if field.is_repeated:
+        item = _value_printer(field, ints)
+        return lambda values: [item(v) for v in values]
+    return _value_printer(field, ints)
 
 
 def _value_printer(field: d.FieldDescriptor, ints: bool) -> Printer:
@@ -143,8 +135,6 @@ def _value_printer(field: d.FieldDescriptor, ints: bool) -> Printer:
         if enum.full_name == "google.protobuf.NullValue":
             return lambda value: None
         names = {v.number: v.name for v in enum.values}
-        if any(v.GetOptions().ListFields() for v in enum.values):  # custom JSON names
-            return lambda value: json_format.MessageToDict(_holder(field, value))[field.json_name]
         closed = enum.is_closed
 
         def print_enum(value: int) -> Json:
@@ -203,12 +193,10 @@ def _print_generic(message: Any) -> Json:
     return message.ToJsonString()
 
 
-def _holder(field: d.FieldDescriptor, value: Any) -> Message:
-    from google.protobuf import message_factory
-
-    message = message_factory.GetMessageClass(field.containing_type)()
-    setattr(message, field.name, value)
-    return message
+def _custom_enum_names(field: d.FieldDescriptor) -> bool:
+    """Whether the field's enum gives its values JSON names of their own (json_format's to handle)."""
+    enum = field.enum_type
+    return enum is not None and any(v.GetOptions().ListFields() for v in enum.values)
 
 
 def _is_map(field: d.FieldDescriptor) -> bool:
@@ -297,28 +285,25 @@ def _field_reader(field: d.FieldDescriptor) -> Reader:
         if value_field.cpp_type == d.FieldDescriptor.CPPTYPE_MESSAGE:
             sub_reader = _lazy_reader(value_field.message_type)
 
-            def read_message_map(value: Any, message: Message) -> None:
-                if type(value) is not dict:
-                    raise _Fallback
-                target = getattr(message, name)
-                for k, v in value.items():
-                    if v is None:
-                        raise _Fallback
-                    sub_reader(v, target[_checked_str(k)])
+            def store(target: Any, key: str, value: Any) -> None:
+                sub_reader(value, target[key])
 
-            return read_message_map
-        convert = _scalar(value_field)
+        else:
+            convert = _scalar(value_field)
 
-        def read_scalar_map(value: Any, message: Message) -> None:
+            def store(target: Any, key: str, value: Any) -> None:
+                target[key] = convert(value)
+
+        def read_map(value: Any, message: Message) -> None:
             if type(value) is not dict:
                 raise _Fallback
             target = getattr(message, name)
             for k, v in value.items():
                 if v is None:
                     raise _Fallback
-                target[_checked_str(k)] = convert(v)
+                store(target, _checked_str(k), v)
 
-        return read_scalar_map
+        return read_map
     if field.cpp_type == d.FieldDescriptor.CPPTYPE_MESSAGE:
         sub_reader = _lazy_reader(field.message_type)
         if field.is_repeated:
@@ -418,9 +403,7 @@ def _scalar(field: d.FieldDescriptor) -> Callable[[Any], Any]:
     if cpp == d.FieldDescriptor.CPPTYPE_ENUM:
         numbers: dict[str, int] = {v.name: v.number for v in field.enum_type.values}
         known = frozenset(numbers.values())
-        if field.enum_type.full_name == "google.protobuf.NullValue" or any(
-            v.GetOptions().ListFields() for v in field.enum_type.values
-        ):
+        if field.enum_type.full_name == "google.protobuf.NullValue" or _custom_enum_names(field):
             return _fallback_scalar
 
         def to_enum(value: Any) -> int:
@@ -452,11 +435,12 @@ def _read_timestamp(value: Any, message: Any) -> None:
         if match is None:
             message.FromJsonString(value)  # other offsets and spellings; errors fall back
             return
-        year, month, day, hour, minute, second, fraction = (int(g) if g else 0 for g in match.groups())
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
         days = datetime(year, month, day, tzinfo=UTC).toordinal() - _EPOCH_ORDINAL
         if not (hour < 24 and minute < 60 and second < 60):
             raise _Fallback
-        nanos = int(match.group(7).ljust(9, "0")) if fraction else 0
+        fraction = match.group(7)
+        nanos = int(fraction.ljust(9, "0")) if fraction else 0
         known = (days * 86_400 + hour * 3600 + minute * 60 + second, nanos)
         if len(_TIMESTAMPS) >= _TIMESTAMPS_KEPT:
             _TIMESTAMPS.clear()
