@@ -29,7 +29,7 @@ from tasksd.model.errors import Code
 from tasksd.model.names import QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState
 from tasksd.model.task import AppEngineHttpRequest, AttemptResult, HttpRequest, ResponseStatus, Task
-from tasksd.store.base import Store
+from tasksd.store.base import Finished, Store
 from tasksd.targets.appengine import AppEngineUrls, app_engine_outbound
 from tasksd.targets.http import http_outbound
 from tasksd.targets.outbound import History
@@ -99,6 +99,8 @@ class Dispatcher:
         self._acquiring: dict[str, asyncio.Task[None]] = {}
         self._attempts: set[asyncio.Task[None]] = set()
         self._supervisor: asyncio.Task[None] | None = None
+        self._finished: list[Finished] = []
+        self._recording: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise())
@@ -111,6 +113,9 @@ class Dispatcher:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._record()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._recording)
         # Hand the queues back at once, so that another node (or this one restarted) need
         # not wait for the ownership to run out; their cancelled attempts are sent again.
         for worker in self._workers.values():
@@ -178,9 +183,8 @@ class Dispatcher:
         assert started is not None
         try:
             reply = await self._send(queue, task)
-            now = self.clock.now()
-            result = self._result(queue, task, reply, now)
-            await self.store.finish_attempt(task.name, started, result, now)
+            result = self._result(queue, task, reply, self.clock.now())
+            self._finish(Finished(task.name, started, result))
             if worker is not None:
                 worker.observe(task, reply)
         except asyncio.CancelledError:
@@ -190,6 +194,30 @@ class Dispatcher:
         finally:
             if worker is not None:
                 worker.attempt_done()
+
+    def _finish(self, finished: Finished) -> None:
+        """Have the attempt's end recorded: the ends of all attempts that finish in one turn
+        of the event loop are recorded together, in one store transaction. Until it is
+        durable the task stays claimed, so it is neither claimed again nor lost."""
+        if not self._finished:
+            asyncio.get_running_loop().call_soon(self._record)
+        self._finished.append(finished)
+
+    def _record(self) -> None:
+        if not self._finished:
+            return
+        batch, self._finished = self._finished, []
+        recording = asyncio.create_task(self._store_finished(batch))
+        self._recording.add(recording)
+        recording.add_done_callback(self._recording.discard)
+
+    async def _store_finished(self, batch: list[Finished]) -> None:
+        try:
+            await self.store.finish_attempts(batch, self.clock.now())
+        except Exception:
+            log.exception(
+                "could not record %d finished attempts; they are sent again after a restart", len(batch)
+            )
 
     async def _send(self, queue: Queue, task: Task) -> Reply:
         history = History.of(task)

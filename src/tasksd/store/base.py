@@ -57,6 +57,15 @@ class Claim:
     next_due: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """How one attempt ended: the task, when its attempt started, and the result."""
+
+    name: TaskName
+    started: datetime
+    result: AttemptResult
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Create or migrate the schema and start any worker threads or pools."""
@@ -165,12 +174,10 @@ class Store(Protocol):
         Raises: QueueNotFound, TaskTombstoned, TaskNotFound, FailedPrecondition (pull task).
         """
 
-    async def finish_attempt(
-        self, name: TaskName, started: datetime, result: AttemptResult, now: datetime
-    ) -> None:
-        """Record how the attempt started at ``started`` ended: delete the task (leaving a
+    async def finish_attempts(self, finished: list[Finished], now: datetime) -> None:
+        """Record how each attempt ended, in one transaction: delete the task (leaving a
         tombstone) when ``result.next_schedule_time`` is None, else schedule it again.
-        Nothing happens when that attempt is no longer the task's (deleted, purged, re-run)."""
+        Nothing happens for an attempt that is no longer its task's (deleted, purged, re-run)."""
 
     async def own_queue(self, queue: QueueName, node: str, now: datetime, ttl: timedelta) -> bool:
         """Take or renew ``node``'s ownership of the queue's dispatch until ``now + ttl``.

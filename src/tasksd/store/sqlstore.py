@@ -40,9 +40,9 @@ from tasksd.model.errors import (
 from tasksd.model.iam import Policy
 from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
-from tasksd.model.task import Attempt, AttemptResult, PullMessage, Task
+from tasksd.model.task import Attempt, PullMessage, Task
 from tasksd.store import codec
-from tasksd.store.base import Claim, Lease, QueueChange, TaskMaker
+from tasksd.store.base import Claim, Finished, Lease, QueueChange, TaskMaker
 
 log = logging.getLogger(__name__)
 
@@ -543,43 +543,10 @@ class SqlStore:
 
         return await self._write(job, checks_first=True)
 
-    async def finish_attempt(
-        self, name: TaskName, started: datetime, result: AttemptResult, now: datetime
-    ) -> None:
+    async def finish_attempts(self, finished: list[Finished], now: datetime) -> None:
         def job(conn: Db) -> None:
-            row = _find_queue(conn, name.queue_name)
-            if row is None:
-                return
-            queue_id, config = row[0], row[1]
-            started_us = codec.to_us(started)
-            if result.next_schedule_time is None:
-                gone = conn.q("delete_attempted", (queue_id, name.task, started_us)).rowcount
-                if gone:
-                    until = _tombstone_until(codec.decode_queue(config), now)
-                    conn.q("put_tombstone", (queue_id, name.task, until))
-                return
-            found = conn.q("attempt_row", (queue_id, name.task, started_us)).fetchone()
-            if found is None:
-                return  # deleted, purged or re-run meanwhile: this attempt no longer counts
-            task = codec.decode_task(name.queue_name, *found[1:])
-            status = task.status
-            got_response = result.http_status != 0
-            last = status.last_attempt or Attempt()
-            status.last_attempt = Attempt(
-                last.schedule_time, last.dispatch_time, result.response_time, result.status
-            )
-            status.response_count += 1 if got_response else 0
-            status.execution_count += 1 if result.executed else 0
-            status.last_http_status = result.http_status
-            conn.q(
-                "retry_task",
-                (
-                    codec.to_us(result.next_schedule_time),
-                    status.response_count,
-                    codec.encode_attempts(status),
-                    found[0],
-                ),
-            )
+            for one in finished:
+                _finish(conn, one, now)
 
         await self._write(job, checks_first=True)
 
@@ -703,6 +670,34 @@ def _start(queue: QueueName, row: Any, now: datetime) -> tuple[Task, tuple[Any, 
     status.last_attempt = attempt
     status.dispatch_count += 1
     return task, (codec.to_us(now), codec.encode_attempts(status), row[0])
+
+
+def _finish(conn: Db, finished: Finished, now: datetime) -> None:
+    """Record how one attempt ended (see ``Store.finish_attempts``)."""
+    name, result = finished.name, finished.result
+    row = _find_queue(conn, name.queue_name)
+    if row is None:
+        return
+    queue_id, config = row[0], row[1]
+    started_us = codec.to_us(finished.started)
+    if result.next_schedule_time is None:
+        gone = conn.q("delete_attempted", (queue_id, name.task, started_us)).rowcount
+        if gone:
+            until = _tombstone_until(codec.decode_queue(config), now)
+            conn.q("put_tombstone", (queue_id, name.task, until))
+        return
+    found = conn.q("attempt_row", (queue_id, name.task, started_us)).fetchone()
+    if found is None:
+        return  # deleted, purged or re-run meanwhile: this attempt no longer counts
+    task = codec.decode_task(name.queue_name, *found[1:])
+    status = task.status
+    last = status.last_attempt or Attempt()
+    status.last_attempt = Attempt(last.schedule_time, last.dispatch_time, result.response_time, result.status)
+    status.response_count += 1 if result.http_status != 0 else 0
+    status.execution_count += 1 if result.executed else 0
+    status.last_http_status = result.http_status
+    next_us = codec.to_us(result.next_schedule_time)
+    conn.q("retry_task", (next_us, status.response_count, codec.encode_attempts(status), found[0]))
 
 
 def _estimated_reply_bytes(task_id: str, payload: bytes) -> int:
