@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import subprocess
 import sys
@@ -126,6 +127,8 @@ def bare_round(bench: Bench, tasks: int) -> float:
         return Outbound("POST", url, headers, b"", follow_redirects=True)
 
     async def bare() -> float:
+        gc.freeze()  # the garbage collection settings of tasksd serve (cli._tune_gc)
+        gc.set_threshold(20_000, 20, 100)
         sender = Sender()
         todo = iter(range(tasks))
 
@@ -138,8 +141,10 @@ def bare_round(bench: Bench, tasks: int) -> float:
         await asyncio.gather(*(loop() for _ in range(CONNECTIONS_PER_HOST)))
         rate = tasks / (time.perf_counter() - begin)
         await sender.close()
+        gc.set_threshold(*thresholds)
         return rate
 
+    thresholds = gc.get_threshold()
     return uvloop.run(bare())
 
 
