@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 import uvloop
-from support import free_port, start_tasksd, stop, wait_up
+from support import cpu_seconds, free_port, start_tasksd, stop, wait_up
 
 HERE = Path(__file__).resolve().parent
 PARENT = "projects/bench/locations/us-central1"
@@ -84,8 +84,9 @@ class Bench:
         raise SystemExit(f"only {len(self.stats(path)['arrivals'])} of {count} tasks reached {path}")  # type: ignore[arg-type]
 
 
-def dispatch_round(bench: Bench, tasks: int) -> float:
-    """Tasks per second tasksd dispatches from 20 queues (filled while paused) to the sink."""
+def dispatch_round(bench: Bench, tasks: int, pid: int) -> tuple[float, float]:
+    """Tasks per second tasksd dispatches from 20 queues (filled while paused) to the sink,
+    and the CPU time tasksd spent per task meanwhile (µs)."""
     queues = 20  # each queue is capped at 500 dispatches/s; 20 of them allow 10,000/s
     path = "/t-" + uuid.uuid4().hex[:8]
     names = [
@@ -98,14 +99,15 @@ def dispatch_round(bench: Bench, tasks: int) -> float:
         bench.api.post(f"/v2beta2/{name}:pause", json={}).raise_for_status()
     for name in names:
         bench.fill(name, bench.sink + path, tasks // queues)
+    cpu = cpu_seconds(pid)
     started = time.time()
     for name in names:
         bench.api.post(f"/v2beta2/{name}:resume", json={}).raise_for_status()
     arrivals = bench.wait_count(path, tasks, 600)
-    return tasks / (arrivals[-1] - started)
+    return tasks / (arrivals[-1] - started), (cpu_seconds(pid) - cpu) / tasks * 1e6
 
 
-def bare_round(bench: Bench, tasks: int) -> float:
+def bare_round(bench: Bench, tasks: int) -> tuple[float, float]:
     """Requests per second of a bare loop on tasksd's own sender (aiohttp, its connection
     limit, uvloop as the server runs) sending the requests tasksd sends: same method, URL,
     User-Agent and X-CloudTasks-* headers, no body — everything but the engine."""
@@ -126,7 +128,7 @@ def bare_round(bench: Bench, tasks: int) -> float:
         ]
         return Outbound("POST", url, headers, b"", follow_redirects=True)
 
-    async def bare() -> float:
+    async def bare() -> tuple[float, float]:
         gc.freeze()  # the garbage collection settings of tasksd serve (cli._tune_gc)
         gc.set_threshold(20_000, 20, 100)
         sender = Sender()
@@ -137,28 +139,40 @@ def bare_round(bench: Bench, tasks: int) -> float:
                 reply = await sender.send(outbound(i), 600)
                 assert reply.status == 200, reply
 
-        begin = time.perf_counter()
+        begin, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(loop() for _ in range(CONNECTIONS_PER_HOST)))
         rate = tasks / (time.perf_counter() - begin)
+        cpu_us = (time.process_time() - cpu) / tasks * 1e6
         await sender.close()
         gc.set_threshold(*thresholds)
-        return rate
+        return rate, cpu_us
 
     thresholds = gc.get_threshold()
     return uvloop.run(bare())
 
 
-def throughput(bench: Bench, tasks: int, rounds: int) -> None:
+def throughput(bench: Bench, tasks: int, rounds: int, pid: int) -> None:
     dispatched: list[float] = []
     bare: list[float] = []
+    tasksd_cpu: list[float] = []
+    bare_cpu: list[float] = []
     for number in range(1, rounds + 1):
-        dispatched.append(dispatch_round(bench, tasks))
-        bare.append(bare_round(bench, tasks))
-        print(f"    round {number}: tasksd {dispatched[-1]:8.0f} tasks/s, bare {bare[-1]:8.0f} req/s")
+        rate, cpu = dispatch_round(bench, tasks, pid)
+        dispatched.append(rate)
+        tasksd_cpu.append(cpu)
+        rate, cpu = bare_round(bench, tasks)
+        bare.append(rate)
+        bare_cpu.append(cpu)
+        print(
+            f"    round {number}: tasksd {dispatched[-1]:6.0f} tasks/s ({tasksd_cpu[-1]:4.0f} µs CPU/task), "
+            f"bare {bare[-1]:6.0f} req/s ({bare_cpu[-1]:4.0f} µs CPU/request)"
+        )
     tasksd_rate, bare_rate = statistics.median(dispatched), statistics.median(bare)
-    print(f"(a) bare sender -> sink loop ({rounds} rounds, median): {bare_rate:8.0f} req/s")
-    print(f"    tasksd dispatch (20 queues x 500/s, median):   {tasksd_rate:8.0f} tasks/s")
-    print(f"    ratio: {tasksd_rate / bare_rate:.1%} (target >= 70%)")
+    tasksd_us, bare_us = statistics.median(tasksd_cpu), statistics.median(bare_cpu)
+    print(f"(a) bare sender -> sink ({rounds} rounds, median): {bare_rate:6.0f} req/s, {bare_us:4.0f} µs CPU")
+    print(f"    tasksd dispatch, 20 queues x 500/s:  {tasksd_rate:6.0f} tasks/s, {tasksd_us:4.0f} µs CPU")
+    by_cpu = bare_us / tasksd_us
+    print(f"    ratio: {tasksd_rate / bare_rate:.1%} (target >= 70%); by CPU time per request: {by_cpu:.1%}")
 
 
 def rate_accuracy(bench: Bench, seconds: int) -> None:
@@ -244,7 +258,7 @@ def main() -> None:
         if args.only in (None, "b"):
             rate_accuracy(bench, args.seconds)
         if args.only in (None, "a"):
-            throughput(bench, args.tasks, args.rounds)
+            throughput(bench, args.tasks, args.rounds, tasksd.pid)
     finally:
         stop(tasksd, sink)
 

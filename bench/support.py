@@ -3,6 +3,7 @@ HTTP stack configuration that tasksd uses (so bare servers are measured on the s
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -72,6 +73,12 @@ def serve_on_tasksd_stack(app: Any, port: int) -> None:
         loop="uvloop",
         backlog=4096,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop(*procs: subprocess.Popen[bytes]) -> None:
