@@ -545,8 +545,22 @@ class SqlStore:
 
     async def finish_attempts(self, finished: list[Finished], now: datetime) -> None:
         def job(conn: Db) -> None:
+            done: list[tuple[int, str, int]] = []
+            tombstones: list[tuple[int, int, str, int]] = []
             for one in finished:
-                _finish(conn, one, now)
+                row = _find_queue(conn, one.name.queue_name)
+                if row is None:
+                    continue
+                started_us = codec.to_us(one.started)
+                if one.result.next_schedule_time is None:
+                    until = _tombstone_until(codec.decode_queue(row[1]), now)
+                    done.append((row[0], one.name.task, started_us))
+                    tombstones.append((until, row[0], one.name.task, started_us))
+                else:
+                    _retry(conn, row[0], one, started_us)
+            # Only a task still in that attempt gets a tombstone and is deleted.
+            conn.qmany("tombstone_attempted", tombstones)
+            conn.qmany("delete_attempted", done)
 
         await self._write(job, checks_first=True)
 
@@ -672,20 +686,10 @@ def _start(queue: QueueName, row: Any, now: datetime) -> tuple[Task, tuple[Any, 
     return task, (codec.to_us(now), codec.encode_attempts(status), row[0])
 
 
-def _finish(conn: Db, finished: Finished, now: datetime) -> None:
-    """Record how one attempt ended (see ``Store.finish_attempts``)."""
+def _retry(conn: Db, queue_id: int, finished: Finished, started_us: int) -> None:
+    """Record a failed attempt that is to be retried at ``result.next_schedule_time``."""
     name, result = finished.name, finished.result
-    row = _find_queue(conn, name.queue_name)
-    if row is None:
-        return
-    queue_id, config = row[0], row[1]
-    started_us = codec.to_us(finished.started)
-    if result.next_schedule_time is None:
-        gone = conn.q("delete_attempted", (queue_id, name.task, started_us)).rowcount
-        if gone:
-            until = _tombstone_until(codec.decode_queue(config), now)
-            conn.q("put_tombstone", (queue_id, name.task, until))
-        return
+    assert result.next_schedule_time is not None
     found = conn.q("attempt_row", (queue_id, name.task, started_us)).fetchone()
     if found is None:
         return  # deleted, purged or re-run meanwhile: this attempt no longer counts

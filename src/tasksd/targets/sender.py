@@ -46,9 +46,10 @@ class Sender:
         return self._session
 
     async def send(self, request: Outbound, deadline_s: float) -> Reply:
-        host = urlsplit(request.url).hostname or ""
-        if self._allowed is not None and host not in self._allowed:
-            return Reply(0, f"The target host {host!r} is not in the allowed list of this server.")
+        if self._allowed is not None:
+            host = urlsplit(request.url).hostname or ""
+            if host not in self._allowed:
+                return Reply(0, f"The target host {host!r} is not in the allowed list of this server.")
         try:
             async with self._client().request(
                 request.method,

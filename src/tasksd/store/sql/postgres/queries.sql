@@ -193,6 +193,12 @@ SELECT value FROM meta WHERE key = %s
 -- A server-wide value, unless one is there already.
 INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING
 
+-- tombstone_attempted --
+-- The tombstone of a task whose attempt started at a given time (before delete_attempted).
+INSERT INTO task_tombstones (queue, task_id, expire_us)
+SELECT queue, task_id, %s FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s
+ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
+
 -- delete_attempted --
 -- Remove a task whose attempt started at a given time (it succeeded or ran out of retries).
 DELETE FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s

@@ -182,6 +182,11 @@ SELECT value FROM meta WHERE key = ?
 -- A server-wide value, unless one is there already.
 INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)
 
+-- tombstone_attempted --
+-- The tombstone of a task whose attempt started at a given time (before delete_attempted).
+INSERT OR REPLACE INTO task_tombstones (queue, task_id, expire_us)
+SELECT queue, task_id, ? FROM tasks WHERE queue = ? AND task_id = ? AND attempt_us = ?
+
 -- delete_attempted --
 -- Remove a task whose attempt started at a given time (it succeeded or ran out of retries).
 DELETE FROM tasks WHERE queue = ? AND task_id = ? AND attempt_us = ?
