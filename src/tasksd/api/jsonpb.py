@@ -175,11 +175,22 @@ def _print_float(value: float, shorten: Callable[[float], float] | None = None) 
     return shorten(value) if shorten is not None else value
 
 
+_SECONDS: dict[int, str] = {}
+"""Recently printed whole seconds: the tasks of one reply mostly share a few."""
+
+
 def _print_timestamp(message: Any) -> Json:
     seconds, nanos = message.seconds, message.nanos
-    if not (-62_135_596_800 <= seconds <= 253_402_300_799) or not 0 <= nanos < 1_000_000_000:
-        return message.ToJsonString()  # raises json_format's own error
-    text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+    text = _SECONDS.get(seconds)
+    if text is None:
+        if not (-62_135_596_800 <= seconds <= 253_402_300_799) or not 0 <= nanos < 1_000_000_000:
+            return message.ToJsonString()  # raises json_format's own error
+        text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+        if len(_SECONDS) >= _TIMESTAMPS_KEPT:
+            _SECONDS.clear()
+        _SECONDS[seconds] = text
+    elif not 0 <= nanos < 1_000_000_000:
+        return message.ToJsonString()
     if nanos == 0:
         return text + "Z"
     if nanos % 1_000_000 == 0:
