@@ -238,6 +238,24 @@ def test_fast_timestamps_are_exact() -> None:
         assert jsonpb._print_timestamp(fast) == slow.ToJsonString()
 
 
+def test_timestamps_of_one_second_print_each_their_own_fraction() -> None:
+    """Printed seconds are remembered; the fraction and the range checks are not."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    for seconds in (1_763_770_000, 0, -62_135_596_800, 253_402_300_799):
+        for nanos in (0, 5, 123_000, 500_000_000, 999_999_999, 1_000_000_000, -1):
+            message = Timestamp(seconds=seconds, nanos=nanos)
+            try:
+                expected: object = message.ToJsonString()
+            except ValueError as exc:
+                expected = type(exc)
+            try:
+                printed: object = jsonpb._print_timestamp(message)
+            except ValueError as exc:
+                printed = type(exc)
+            assert printed == expected, (seconds, nanos)
+
+
 def test_bytes_read_as_json_format_reads_them() -> None:
     from google.protobuf.wrappers_pb2 import BytesValue
 
