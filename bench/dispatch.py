@@ -111,6 +111,7 @@ def bare_round(bench: Bench, tasks: int) -> tuple[float, float]:
     """Requests per second of a bare loop on tasksd's own sender (aiohttp, its connection
     limit, uvloop as the server runs) sending the requests tasksd sends: same method, URL,
     User-Agent and X-CloudTasks-* headers, no body — everything but the engine."""
+    from tasksd.cli import tune_gc
     from tasksd.targets.outbound import Outbound
     from tasksd.targets.sender import CONNECTIONS_PER_HOST, Sender
 
@@ -129,8 +130,7 @@ def bare_round(bench: Bench, tasks: int) -> tuple[float, float]:
         return Outbound("POST", url, headers, b"", follow_redirects=True)
 
     async def bare() -> tuple[float, float]:
-        gc.freeze()  # the garbage collection settings of tasksd serve (cli._tune_gc)
-        gc.set_threshold(20_000, 20, 100)
+        tune_gc()  # the garbage collection settings of tasksd serve
         sender = Sender()
         todo = iter(range(tasks))
 

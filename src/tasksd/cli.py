@@ -108,7 +108,7 @@ def serve(
     )
     from tasksd.server import serve as run
 
-    _tune_gc()
+    tune_gc()
     try:
         _run(run(settings))
     except (ConfigError, UnsupportedDatabase) as exc:
@@ -116,7 +116,7 @@ def serve(
         sys.exit(2)
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Collect garbage less often than CPython's default (every 700 new objects): a busy
     server keeps thousands of attempts and requests alive, which every young collection
     walks again; and leave the objects of start-up (modules, code) out of collections."""

@@ -177,20 +177,27 @@ def _print_float(value: float, shorten: Callable[[float], float] | None = None) 
 
 _SECONDS: dict[int, str] = {}
 """Recently printed whole seconds: the tasks of one reply mostly share a few."""
+_KEPT = 1024
+"""How many entries each of the bounded caches of this module keeps."""
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` under ``key``, forgetting everything when the cache is full."""
+    if len(cache) >= _KEPT:
+        cache.clear()
+    cache[key] = value
 
 
 def _print_timestamp(message: Any) -> Json:
     seconds, nanos = message.seconds, message.nanos
+    if not 0 <= nanos < 1_000_000_000:
+        return message.ToJsonString()  # raises json_format's own error
     text = _SECONDS.get(seconds)
     if text is None:
-        if not (-62_135_596_800 <= seconds <= 253_402_300_799) or not 0 <= nanos < 1_000_000_000:
-            return message.ToJsonString()  # raises json_format's own error
+        if not -62_135_596_800 <= seconds <= 253_402_300_799:
+            return message.ToJsonString()
         text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
-        if len(_SECONDS) >= _TIMESTAMPS_KEPT:
-            _SECONDS.clear()
-        _SECONDS[seconds] = text
-    elif not 0 <= nanos < 1_000_000_000:
-        return message.ToJsonString()
+        _remember(_SECONDS, seconds, text)
     if nanos == 0:
         return text + "Z"
     if nanos % 1_000_000 == 0:
@@ -436,7 +443,6 @@ def _fallback_scalar(value: Any) -> Any:
 
 _TIMESTAMPS: dict[str, tuple[int, int]] = {}
 """Recently read timestamps: a worker acknowledges a whole lease with the same scheduleTime."""
-_TIMESTAMPS_KEPT = 1024
 
 
 def _read_timestamp(value: Any, message: Any) -> None:
@@ -453,9 +459,7 @@ def _read_timestamp(value: Any, message: Any) -> None:
         fraction = match.group(7)
         nanos = int(fraction.ljust(9, "0")) if fraction else 0
         known = (days * 86_400 + hour * 3600 + minute * 60 + second, nanos)
-        if len(_TIMESTAMPS) >= _TIMESTAMPS_KEPT:
-            _TIMESTAMPS.clear()
-        _TIMESTAMPS[value] = known
+        _remember(_TIMESTAMPS, value, known)
     message.seconds, message.nanos = known
 
 
