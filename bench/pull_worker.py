@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from support import start_tasksd, stop
+from support import cpu_seconds, start_tasksd, stop
 
 QUEUE = "projects/bench/locations/us-central1/queues/pull"
 
@@ -124,7 +124,7 @@ def main() -> None:
                 time.sleep(1)  # the queue's LeaseTasks bucket refills (10 calls per second)
                 acked: list[str] = []
                 lock, finished = threading.Lock(), threading.Event()
-                started = time.perf_counter()
+                started, server_cpu, worker_cpu = time.perf_counter(), cpu_seconds(server.pid), time.process_time()
                 threads = [
                     threading.Thread(target=worker, args=(base, args.ack_concurrency, acked, lock, finished))
                     for _ in range(args.workers)
@@ -134,13 +134,16 @@ def main() -> None:
                 for thread in threads:
                     thread.join()
                 elapsed = time.perf_counter() - started
+                server_us = (cpu_seconds(server.pid) - server_cpu) / args.tasks * 1e6
+                worker_us = (time.process_time() - worker_cpu) / args.tasks * 1e6
                 assert len(acked) == len(set(acked)) == args.tasks, (len(acked), len(set(acked)))
                 left = client.get(f"/v2beta2/{QUEUE}", params={"readMask": "stats"}).json()["stats"]
                 assert int(left.get("tasksCount", "0")) == 0, left
                 rates.append(len(acked) / elapsed)
                 print(
                     f"round {round_number}: filled {args.tasks} in {filled:.1f} s; acknowledged all in "
-                    f"{elapsed:.2f} s: {rates[-1]:,.0f} tasks/s; none left, none twice"
+                    f"{elapsed:.2f} s: {rates[-1]:,.0f} tasks/s; none left, none twice; CPU per task: "
+                    f"server {server_us:.0f} µs, worker {worker_us:.0f} µs"
                 )
         print(f"workers {args.workers}, ack batches of 100 ({args.ack_concurrency} at a time)")
         print(

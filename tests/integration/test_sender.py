@@ -40,6 +40,25 @@ def test_deadline_cuts_a_slow_handler(sink: Sink) -> None:
     assert response_status(reply).code == Code.DEADLINE_EXCEEDED
 
 
+def test_deadline_starts_when_a_connection_is_free(sink: Sink) -> None:
+    """More attempts to one host than it gets connections: the others wait for one before
+    their deadline starts, so none fails that its handler would have answered in time."""
+    sink.script("/queued", Answer(200, delay_s=0.4))
+
+    async def attempts() -> list[Reply]:
+        sender = Sender(connections_per_host=2)
+        try:
+            return await asyncio.gather(
+                *(sender.send(post(sink.url + "/queued"), deadline_s=0.7) for _ in range(6))
+            )
+        finally:
+            await sender.close()
+
+    replies = asyncio.run(attempts())
+    assert [r.status for r in replies] == [200] * 6
+    assert len(sink.on("/queued")) == 6
+
+
 def test_allow_list_and_connection_errors(sink: Sink) -> None:
     async def attempts() -> tuple[Reply, Reply]:
         sender = Sender(allowed_hosts=frozenset({"localhost"}))
