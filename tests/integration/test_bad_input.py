@@ -149,6 +149,16 @@ TASK_CASES = {
     "malformed timestamp": task_case(
         "pull", {"pullMessage": {}, "scheduleTime": "yesterday"}, 400, "INVALID_ARGUMENT", "scheduleTime"
     ),
+    "payload that is not base64": task_case(
+        "pull", {"pullMessage": {"payload": "%%%"}}, 400, "INVALID_ARGUMENT", "task.pull_message.payload"
+    ),
+    "HTTP body that is not base64": task_case(
+        "push",
+        {"appEngineHttpRequest": {"relativeUrl": "/x", "payload": "eA=!"}},
+        400,
+        "INVALID_ARGUMENT",
+        "task.app_engine_http_request.payload",
+    ),
     "payload of the wrong type": task_case(
         "pull", {"pullMessage": {"payload": ["x"]}}, 400, "INVALID_ARGUMENT", "payload"
     ),

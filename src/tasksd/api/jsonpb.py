@@ -12,6 +12,10 @@ It is exact by construction, not by imitation:
   unknown or repeated field, null, a number in a string, an offset timestamp, an
   out-of-range value — it stops, restores the target and lets ``json_format.ParseDict`` do
   the whole document, so every error, and every unusual spelling, is json_format's own.
+* One rule is stricter than json_format, as Google's API front end is: a bytes field must
+  hold base64 (standard or URL-safe, padded or not). json_format reads other text as the
+  bytes its valid characters spell (``"%%%"`` as none); here it is ``InvalidValue``, with
+  Google's wording and the field's path.
 * Printing produces what ``json_format.MessageToDict`` produces (the test suite compares
   them over generated messages); the well-known types without a fast form (Any, Struct,
   Value, ListValue) are printed by json_format itself.
@@ -51,6 +55,10 @@ _INTS = _INT64 | {d.FieldDescriptor.CPPTYPE_INT32, d.FieldDescriptor.CPPTYPE_UIN
 
 class _Fallback(Exception):
     """The document needs json_format: unusual spelling or an error to report."""
+
+
+class InvalidValue(ValueError):
+    """A value json_format would take but Google's APIs refuse, worded as they word it."""
 
 
 # -- printing ------------------------------------------------------------------------------
@@ -233,15 +241,21 @@ def parse_dict(document: dict[str, Any], message: Message) -> None:
 
     The fast path runs only on an empty message (so that giving up can restore it with
     ``Clear``); a message that already holds fields is merged by json_format.
+
+    Raises:
+        InvalidValue: a bytes field holds a string that is not base64, which json_format
+            would read as whatever bytes its valid characters spell (often none).
     """
-    if message.ListFields():
-        json_format.ParseDict(document, message)
-        return
-    try:
-        _reader(message.DESCRIPTOR)(document, message)
-    except (_Fallback, ValueError, TypeError, OverflowError, KeyError, AttributeError):
-        message.Clear()
-        json_format.ParseDict(document, message)
+    if not message.ListFields():
+        try:
+            _reader(message.DESCRIPTOR)(document, message)
+            return
+        except (_Fallback, ValueError, TypeError, OverflowError, KeyError, AttributeError):
+            message.Clear()
+    check = _bytes_checker(message.DESCRIPTOR)
+    if check is not None:
+        check(document, "")
+    json_format.ParseDict(document, message)
 
 
 _readers: dict[str, Reader] = {}
@@ -286,6 +300,62 @@ def _compile_reader(desc: d.Descriptor) -> Reader:
             entry[1](value, message)
 
     return read_message
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}\Z")
+"""Standard or URL-safe base64, with or without padding: what proto3 JSON accepts."""
+_checkers: dict[str, Callable[[Any, str], None] | None] = {}
+
+
+def _is_base64(text: str) -> bool:
+    return _BASE64.match(text) is not None and len(text.rstrip("=")) % 4 != 1
+
+
+def _bytes_checker(desc: d.Descriptor, outer: frozenset[str] = frozenset()) -> Callable[[Any, str], None] | None:
+    """What checks the base64 of every bytes field a document of this type can hold (None
+    when it holds none), for documents json_format reads; the fast path checks as it reads.
+    Values of the wrong JSON type are left to the parser to report."""
+    name = desc.full_name
+    if name in _checkers:
+        return _checkers[name]
+    if name in outer or name.startswith("google.protobuf."):
+        return None  # recursion, or a well-known type with a JSON form of its own
+    checks: list[tuple[tuple[str, str], str, bool, Callable[[Any, str], None] | None]] = []
+    for field in desc.fields:
+        if _is_map(field):
+            continue
+        if field.type == d.FieldDescriptor.TYPE_BYTES:
+            checks.append(((field.json_name, field.name), field.name, field.is_repeated, None))
+        elif field.cpp_type == d.FieldDescriptor.CPPTYPE_MESSAGE:
+            sub = _bytes_checker(field.message_type, outer | {name})
+            if sub is not None:
+                checks.append(((field.json_name, field.name), field.name, field.is_repeated, sub))
+    if not checks:
+        _checkers[name] = None
+        return None
+
+    def check(document: Any, path: str) -> None:
+        if type(document) is not dict:
+            return
+        for keys, field_name, repeated, sub in checks:
+            for key in keys:
+                value = document.get(key)
+                if value is None:
+                    continue
+                where = path + field_name
+                items = enumerate(value) if repeated and type(value) is list else [(None, value)]
+                for index, item in items:
+                    at = where if index is None else f"{where}[{index}]"
+                    if sub is not None:
+                        sub(item, at + ".")
+                    elif type(item) is str and not _is_base64(item):
+                        shown = item if len(item) <= 64 else item[:64] + "..."
+                        raise InvalidValue(
+                            f"Invalid value at '{at}' (TYPE_BYTES), Base64 decoding failed for \"{shown}\""
+                        )
+
+    _checkers[name] = check
+    return check
 
 
 def _give_up(document: Any, message: Message) -> None:
@@ -412,6 +482,8 @@ def _scalar(field: d.FieldDescriptor) -> Callable[[Any], Any]:
         def to_bytes(value: Any) -> bytes:
             if type(value) is not str:
                 raise _Fallback
+            if not _is_base64(value):
+                raise _Fallback  # refused, with the field's path, before json_format reads it
             encoded = value.encode("utf-8")
             return base64.urlsafe_b64decode(encoded + b"=" * (4 - len(encoded) % 4))
 

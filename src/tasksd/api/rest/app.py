@@ -254,6 +254,8 @@ def _body_field(request: Descriptor, ref: str) -> str | None:
 def _parse(document: dict[str, Any], message: Message) -> None:
     try:
         jsonpb.parse_dict(document, message)
+    except jsonpb.InvalidValue as exc:
+        raise InvalidArgument(str(exc)) from None
     except json_format.ParseError as exc:
         raise InvalidArgument(f"Invalid JSON payload received. {exc}".split("\n")[0]) from None
     except (ValueError, TypeError, OverflowError) as exc:
