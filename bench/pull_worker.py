@@ -124,7 +124,8 @@ def main() -> None:
                 time.sleep(1)  # the queue's LeaseTasks bucket refills (10 calls per second)
                 acked: list[str] = []
                 lock, finished = threading.Lock(), threading.Event()
-                started, server_cpu, worker_cpu = time.perf_counter(), cpu_seconds(server.pid), time.process_time()
+                server_cpu, worker_cpu = cpu_seconds(server.pid), time.process_time()
+                started = time.perf_counter()
                 threads = [
                     threading.Thread(target=worker, args=(base, args.ack_concurrency, acked, lock, finished))
                     for _ in range(args.workers)

@@ -289,7 +289,8 @@ def test_bytes_that_are_not_base64_are_refused_with_the_field_path() -> None:
         with pytest.raises(jsonpb.InvalidValue) as caught:
             jsonpb.parse_dict({"task": {"pullMessage": {"payload": text}}}, message)
         assert str(caught.value) == (
-            f"Invalid value at 'task.pull_message.payload' (TYPE_BYTES), Base64 decoding failed for \"{text}\""
+            "Invalid value at 'task.pull_message.payload' (TYPE_BYTES), "
+            f'Base64 decoding failed for "{text}"'
         )
         assert not message.ListFields()
     for text in ["aGVsbG8=", "aGVsbG8", "-_-_", "+/+/", ""]:

@@ -304,14 +304,15 @@ def _compile_reader(desc: d.Descriptor) -> Reader:
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}\Z")
 """Standard or URL-safe base64, with or without padding: what proto3 JSON accepts."""
-_checkers: dict[str, Callable[[Any, str], None] | None] = {}
+Checker = Callable[[Any, str], None]
+_checkers: dict[str, Checker | None] = {}
 
 
 def _is_base64(text: str) -> bool:
     return _BASE64.match(text) is not None and len(text.rstrip("=")) % 4 != 1
 
 
-def _bytes_checker(desc: d.Descriptor, outer: frozenset[str] = frozenset()) -> Callable[[Any, str], None] | None:
+def _bytes_checker(desc: d.Descriptor, outer: frozenset[str] = frozenset()) -> Checker | None:
     """What checks the base64 of every bytes field a document of this type can hold (None
     when it holds none), for documents json_format reads; the fast path checks as it reads.
     Values of the wrong JSON type are left to the parser to report."""
@@ -320,7 +321,7 @@ def _bytes_checker(desc: d.Descriptor, outer: frozenset[str] = frozenset()) -> C
         return _checkers[name]
     if name in outer or name.startswith("google.protobuf."):
         return None  # recursion, or a well-known type with a JSON form of its own
-    checks: list[tuple[tuple[str, str], str, bool, Callable[[Any, str], None] | None]] = []
+    checks: list[tuple[tuple[str, str], str, bool, Checker | None]] = []
     for field in desc.fields:
         if _is_map(field):
             continue
