@@ -36,6 +36,8 @@ from google.protobuf import json_format
 from google.protobuf.internal import type_checkers
 from google.protobuf.message import Message
 
+from tasksd.caches import remember
+
 Json = Any
 Printer = Callable[[Any], Json]
 Reader = Callable[[Any, Message], None]
@@ -189,13 +191,6 @@ _KEPT = 1024
 """How many entries each of the bounded caches of this module keeps."""
 
 
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    """Keep ``value`` under ``key``, forgetting everything when the cache is full."""
-    if len(cache) >= _KEPT:
-        cache.clear()
-    cache[key] = value
-
-
 def _print_timestamp(message: Any) -> Json:
     seconds, nanos = message.seconds, message.nanos
     if not 0 <= nanos < 1_000_000_000:
@@ -205,7 +200,7 @@ def _print_timestamp(message: Any) -> Json:
         if not -62_135_596_800 <= seconds <= 253_402_300_799:
             return message.ToJsonString()
         text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
-        _remember(_SECONDS, seconds, text)
+        remember(_SECONDS, seconds, text, _KEPT)
     if nanos == 0:
         return text + "Z"
     if nanos % 1_000_000 == 0:
@@ -321,16 +316,16 @@ def _bytes_checker(desc: d.Descriptor, outer: frozenset[str] = frozenset()) -> C
         return _checkers[name]
     if name in outer or name.startswith("google.protobuf."):
         return None  # recursion, or a well-known type with a JSON form of its own
-    checks: list[tuple[tuple[str, str], str, bool, Checker | None]] = []
+    checks: list[tuple[tuple[str, ...], str, bool, Checker | None]] = []
     for field in desc.fields:
         if _is_map(field):
             continue
         if field.type == d.FieldDescriptor.TYPE_BYTES:
-            checks.append(((field.json_name, field.name), field.name, field.is_repeated, None))
+            checks.append((_keys(field), field.name, field.is_repeated, None))
         elif field.cpp_type == d.FieldDescriptor.CPPTYPE_MESSAGE:
             sub = _bytes_checker(field.message_type, outer | {name})
             if sub is not None:
-                checks.append(((field.json_name, field.name), field.name, field.is_repeated, sub))
+                checks.append((_keys(field), field.name, field.is_repeated, sub))
     if not checks:
         _checkers[name] = None
         return None
@@ -357,6 +352,11 @@ def _bytes_checker(desc: d.Descriptor, outer: frozenset[str] = frozenset()) -> C
 
     _checkers[name] = check
     return check
+
+
+def _keys(field: d.FieldDescriptor) -> tuple[str, ...]:
+    """The JSON keys a field may be given under: its JSON name and its proto name."""
+    return tuple(dict.fromkeys((field.json_name, field.name)))
 
 
 def _give_up(document: Any, message: Message) -> None:
@@ -532,7 +532,7 @@ def _read_timestamp(value: Any, message: Any) -> None:
         fraction = match.group(7)
         nanos = int(fraction.ljust(9, "0")) if fraction else 0
         known = (days * 86_400 + hour * 3600 + minute * 60 + second, nanos)
-        _remember(_TIMESTAMPS, value, known)
+        remember(_TIMESTAMPS, value, known, _KEPT)
     message.seconds, message.nanos = known
 
 

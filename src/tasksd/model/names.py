@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tasksd.caches import remember
 from tasksd.model.errors import InvalidArgument
 
 _PROJECT_RE = re.compile(r"[A-Za-z0-9\-:.]{1,100}")
@@ -46,7 +47,7 @@ def _parse_ids(name: str, field: str, depth: int) -> list[str]:
     if depth == 3:
         known = _QUEUE_IDS.get(name)
         if known is None:
-            known = _remember(name, _check_ids(name, field, 3))
+            known = remember(_QUEUE_IDS, name, _check_ids(name, field, 3), _QUEUE_IDS_KEPT)
         return list(known)
     if depth == 4:
         queue, _, task = name.rpartition("/tasks/")
@@ -54,16 +55,9 @@ def _parse_ids(name: str, field: str, depth: int) -> list[str]:
         if known is not None and _TASK_RE.fullmatch(task):
             return [*known, task]
         ids = _check_ids(name, field, 4)
-        _remember(queue, ids[:3])
+        remember(_QUEUE_IDS, queue, ids[:3], _QUEUE_IDS_KEPT)
         return ids
     return _check_ids(name, field, depth)
-
-
-def _remember(queue: str, ids: list[str]) -> list[str]:
-    if len(_QUEUE_IDS) >= _QUEUE_IDS_KEPT:
-        _QUEUE_IDS.clear()
-    _QUEUE_IDS[queue] = ids
-    return ids
 
 
 def _check_ids(name: str, field: str, depth: int) -> list[str]:

@@ -95,7 +95,6 @@ class Router:
     """Finds the route of a request among routes grouped by HTTP method and first segment."""
 
     def __init__(self, routes: list[Route]) -> None:
-        self.routes = routes
         self._groups: dict[tuple[str, str], list[Route]] = {}
         for route in routes:  # kept in order: longest pattern first
             first = route.regex.pattern[2:].split("/", 1)[0]  # after "^/"; versions are literal
