@@ -1,5 +1,7 @@
 """REST CreateTask throughput (durable: SQLite WAL, synchronous=FULL) beside a bare JSON
-echo server on the same HTTP stack, driven by wrk in the same run.
+echo server on the same HTTP stack, driven by wrk in the same run. A third server, the echo
+that also commits each body to SQLite before answering (bench/durable_log.py), shows the most
+any durable server on this stack reaches here: the target is measured against the bare echo.
 
     python bench/create_task.py [--duration 10] [--connections 32] [--rounds 2]
 
@@ -59,7 +61,7 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of echo and tasksd")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of echo, durable echo and tasksd")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -69,13 +71,19 @@ def main() -> None:
     script.write_text(LUA % BODY)
     echo_port = free_port()
     echo = subprocess.Popen([sys.executable, str(HERE / "echo_server.py"), str(echo_port)])
+    floor_port = free_port()
+    floor = subprocess.Popen(
+        [sys.executable, str(HERE / "echo_server.py"), str(floor_port), "--durable", str(work / "floor.db")]
+    )
     tasksd, base = start_tasksd(work)
     try:
         wait_up(f"http://127.0.0.1:{echo_port}/", echo)
+        wait_up(f"http://127.0.0.1:{floor_port}/", floor)
         httpx.post(
             f"{base}/v2beta2/{QUEUE.rsplit('/queues/', 1)[0]}/queues", json={"name": QUEUE, "pullTarget": {}}
         ).raise_for_status()
         echo_rates: list[float] = []
+        floor_rates: list[float] = []
         task_rates: list[float] = []
         acknowledged = 0
         for round_number in range(1, args.rounds + 1):
@@ -85,6 +93,11 @@ def main() -> None:
             echo_rates.append(rate)
             report(round_number, "echo", rate, total, bad, latency)
             rate, total, bad, latency = run_wrk(
+                f"http://127.0.0.1:{floor_port}/", script, args.duration, args.connections
+            )
+            floor_rates.append(rate)
+            report(round_number, "echo+fsync", rate, total, bad, latency)
+            rate, total, bad, latency = run_wrk(
                 f"{base}/v2beta2/{QUEUE}/tasks", script, args.duration, args.connections
             )
             task_rates.append(rate)
@@ -93,10 +106,14 @@ def main() -> None:
         stats = httpx.get(f"{base}/v2beta2/{QUEUE}", params={"readMask": "stats"}).json()["stats"]
         stored = int(stats.get("tasksCount", 0))
         echo_rate, task_rate = statistics.mean(echo_rates), statistics.mean(task_rates)
+        floor_rate = statistics.mean(floor_rates)
         print()
         print(f"bare JSON echo (uvicorn+httptools+uvloop):  {echo_rate:9.0f} req/s")
+        print(f"echo + one durable insert (WAL, FULL):      {floor_rate:9.0f} req/s")
         print(f"tasksd CreateTask, durable (WAL, FULL):     {task_rate:9.0f} req/s")
         print(f"ratio:                                      {task_rate / echo_rate:9.1%}   (target >= 50%)")
+        print(f"durable echo / echo:                        {floor_rate / echo_rate:9.1%}")
+        print(f"tasksd / durable echo:                      {task_rate / floor_rate:9.1%}")
         print(
             f"tasks stored {stored}, tasks acknowledged by wrk >= {acknowledged - args.connections}"
             " (wrk does not count requests still in flight when it stops)"
@@ -104,7 +121,7 @@ def main() -> None:
         if stored < acknowledged:
             raise SystemExit("FAIL: fewer tasks stored than acknowledged")
     finally:
-        stop(tasksd, echo)
+        stop(tasksd, echo, floor)
         shutil.rmtree(work, ignore_errors=True)
 
 

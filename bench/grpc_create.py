@@ -1,5 +1,7 @@
 """gRPC CreateTask throughput (durable) measured with h2load, beside a bare grpc.aio server
-that echoes the request bytes, in the same run: both rates, the ratio and latencies.
+that echoes the request bytes, in the same run: both rates, the ratio and latencies. A third
+server, the echo that also commits each request to SQLite before answering
+(bench/durable_log.py), shows the most any durable server on this stack reaches here.
 
     python bench/grpc_create.py [--requests 20000] [--clients 8] [--streams 16]
 
@@ -87,6 +89,10 @@ def main() -> None:
     body.write_bytes(grpc_frame(cloudtasks.CreateTaskRequest.serialize(request)))
     echo_port = free_port()
     echo = subprocess.Popen([sys.executable, str(HERE / "grpc_echo_server.py"), str(echo_port)])
+    floor_port = free_port()
+    floor = subprocess.Popen(
+        [sys.executable, str(HERE / "grpc_echo_server.py"), str(floor_port), "--durable", str(work / "f.db")]
+    )
     tasksd, base = start_tasksd(work)
     grpc_port = int(re.search(r"--grpc-port', '(\d+)", str(tasksd.args)).group(1))  # type: ignore[union-attr]
     try:
@@ -94,11 +100,19 @@ def main() -> None:
         httpx.post(f"{base}/v2/{PARENT}/queues", json={"name": QUEUE}).raise_for_status()
         httpx.post(f"{base}/v2/{QUEUE}:pause", json={}).raise_for_status()
         echo_url, tasks_url = f"http://127.0.0.1:{echo_port}{METHOD}", f"http://127.0.0.1:{grpc_port}{METHOD}"
-        h2load(echo_url, body, 2000, args.clients, args.streams)  # warm both up
-        h2load(tasks_url, body, 2000, args.clients, args.streams)
-        echo_runs, task_runs = [], []
+        floor_url = f"http://127.0.0.1:{floor_port}{METHOD}"
+        for url in (echo_url, floor_url, tasks_url):  # warm them up
+            h2load(url, body, 2000, args.clients, args.streams)
+        echo_runs: list[float] = []
+        floor_runs: list[float] = []
+        task_runs: list[float] = []
+        servers = (
+            ("echo", echo_url, echo_runs),
+            ("echo+fsync", floor_url, floor_runs),
+            ("CreateTask", tasks_url, task_runs),
+        )
         for round_number in range(1, args.rounds + 1):
-            for name, url, runs in (("echo", echo_url, echo_runs), ("CreateTask", tasks_url, task_runs)):
+            for name, url, runs in servers:
                 rate, p50, p99, succeeded = h2load(url, body, args.requests, args.clients, args.streams)
                 runs.append(rate)
                 latency = f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
@@ -109,15 +123,19 @@ def main() -> None:
         stored = int(stats.get("tasksCount", 0))
         expected = 2000 + args.requests * args.rounds
         echo_rate, rate = statistics.mean(echo_runs), statistics.mean(task_runs)
+        floor_rate = statistics.mean(floor_runs)
         print(f"bare grpc.aio echo:           {echo_rate:8.0f} req/s")
+        print(f"echo + one durable insert:    {floor_rate:8.0f} req/s (WAL, FULL)")
         print(f"tasksd CreateTask over gRPC:  {rate:8.0f} req/s (durable)")
         load = f"{args.clients} clients x {args.streams} streams"
         print(f"ratio: {rate / echo_rate:.1%} (target >= 75%, p99 <= 25 ms); {load}")
+        print(f"durable echo / echo: {floor_rate / echo_rate:.1%}")
+        print(f"tasksd / durable echo: {rate / floor_rate:.1%}")
         print(f"tasks stored: {stored} of {expected} CreateTask calls (every call must have created one)")
         if stored != expected:
             raise SystemExit("FAIL: not every CreateTask call created a task")
     finally:
-        stop(tasksd, echo)
+        stop(tasksd, echo, floor)
         shutil.rmtree(work, ignore_errors=True)
 
 
