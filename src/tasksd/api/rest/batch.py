@@ -136,8 +136,9 @@ def render_batch(requests: list[InnerRequest], replies: list[tuple[int, bytes]])
     return b"".join(chunks), boundary
 
 
+_PHRASES = {int(status): status.phrase for status in HTTPStatus}
+
+
 def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:  # 499, the code of CANCELLED, has no standard phrase
-        return "Client Closed Request"
+    # 499, the code of CANCELLED, has no standard phrase
+    return _PHRASES.get(status, "Client Closed Request")
