@@ -17,6 +17,7 @@ from tasksd.api import v2, v2beta2, v2beta3
 from tasksd.api.cloudtasks import CloudTasksApi, Version
 from tasksd.api.grpc.server import start_grpc
 from tasksd.api.locations import LocationsApi
+from tasksd.api.operations import OperationsApi
 from tasksd.api.rest.app import Document, RestApp, RestVersion
 from tasksd.api.rpc import Rpc
 from tasksd.clock import SystemClock
@@ -56,7 +57,7 @@ VERSIONS: tuple[Version, ...] = (v2beta2.VERSION, v2beta3.VERSION, v2.VERSION)
 
 def all_rpcs(service: TasksService) -> list[Rpc]:
     """Every RPC of every version, and of Locations, over one service."""
-    rpcs = list(LocationsApi(service).rpcs().values())
+    rpcs = [*LocationsApi(service).rpcs().values(), *OperationsApi(service).rpcs().values()]
     for version in VERSIONS:
         rpcs += CloudTasksApi(service, version).rpcs().values()
     return rpcs

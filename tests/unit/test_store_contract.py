@@ -206,3 +206,24 @@ def test_reopen_keeps_everything(tmp_path: Any, run: Run) -> None:
     run(second.open())
     assert run(second.get_task(Q.task("kept"), NOW)).name == Q.task("kept")
     run(second.close())
+
+
+def test_operations_are_kept_once_and_forgotten_when_they_expire(store: SqliteStore, run: Run) -> None:
+    name = "projects/p/locations/l/operations/op"
+    keep = timedelta(days=1)
+    assert run(store.get_operation(name, NOW)) is None
+    assert run(store.add_operation(name, b"first", NOW, keep)) == b"first"
+    # A second operation of the same name (a retry) is not kept: the first one is answered.
+    assert run(store.add_operation(name, b"second", NOW, keep)) == b"first"
+    assert run(store.get_operation(name, NOW + keep - timedelta(seconds=1))) == b"first"
+    assert run(store.get_operation(name, NOW + keep)) is None
+    run(store.sweep(NOW + keep))
+    assert run(store.add_operation(name, b"third", NOW + keep, keep)) == b"third"
+
+
+def test_meta_values(store: SqliteStore, run: Run) -> None:
+    assert run(store.get_meta("cmek/projects/p/locations/l")) is None
+    run(store.put_meta("cmek/projects/p/locations/l", b"key-1"))
+    run(store.put_meta("cmek/projects/p/locations/l", b"key-2"))
+    assert run(store.get_meta("cmek/projects/p/locations/l")) == b"key-2"
+    assert run(store.get_or_add_meta("cmek/projects/p/locations/l", lambda: b"other")) == b"key-2"

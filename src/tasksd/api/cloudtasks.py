@@ -4,24 +4,28 @@ both call these handlers."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
 from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
+from google.rpc import status_pb2
 
 from tasksd.api import protobuf as pbx
 from tasksd.api.filters import parse_filter
 from tasksd.api.iam import policy_from_pb, policy_to_pb
 from tasksd.api.rpc import Handler, Rpc
-from tasksd.model.errors import InvalidArgument, QueueNotFound, Unimplemented
-from tasksd.model.names import LocationName, QueueName, TaskName
+from tasksd.model.errors import InvalidArgument, QueueNotFound, TasksError, Unimplemented
+from tasksd.model.names import LocationName, OperationName, QueueName, TaskName, config_location, operation_id
 from tasksd.model.queue import Queue, QueueStats
 from tasksd.model.task import Task, TaskView
 from tasksd.service import TasksService
+from tasksd.service.batches import MAX_BATCH_CREATE, MAX_BATCH_DELETE, BatchResult, check_batch_size
 
 _EMPTY = empty_pb2.Empty()
 
@@ -50,7 +54,11 @@ class Version:
     rest_only: frozenset[str] = frozenset()
     shows: Callable[[Queue], bool] = lambda queue: True
     """Whether the version can see a queue at all (v2 has no pull queues)."""
+    types: dict[str, type[Message]] = field(default_factory=dict)
+    """More message types the handlers build, by name: what operations hold."""
 
+
+OPERATIONS = "google.longrunning.Operations"
 
 _QUEUE_VERBS = {
     "list": "ListQueues",
@@ -113,7 +121,11 @@ def standard_rest_methods(
     """Discovery method ids → RPCs for the methods every version has (and ``more_task_verbs``)."""
     prefix = "cloudtasks.projects.locations"
     locations = "google.cloud.location.Locations"
-    methods = {f"{prefix}.list": (locations, "ListLocations"), f"{prefix}.get": (locations, "GetLocation")}
+    methods = {
+        f"{prefix}.list": (locations, "ListLocations"),
+        f"{prefix}.get": (locations, "GetLocation"),
+        f"{prefix}.operations.get": (OPERATIONS, "GetOperation"),
+    }
     methods |= {f"{prefix}.queues.{verb}": (service, rpc) for verb, rpc in _QUEUE_VERBS.items()}
     task_verbs = _TASK_VERBS | (more_task_verbs or {})
     methods |= {f"{prefix}.queues.tasks.{verb}": (service, rpc) for verb, rpc in task_verbs.items()}
@@ -136,6 +148,13 @@ def _task_name(value: str, field_name: str = "name") -> TaskName:
 
 def _location_name(value: str, field_name: str = "parent") -> LocationName:
     return LocationName.parse(_required(value, field_name), field_name)
+
+
+def _operation_name(location: LocationName, request_id: str) -> OperationName:
+    """The operation a batch is answered with: named after the client's request_id (so that
+    a retry finds it), or a new UUID."""
+    operation = operation_id(request_id, "request_id") if request_id else str(uuid.uuid4())
+    return OperationName(location.project, location.location, operation)
 
 
 class CloudTasksApi:
@@ -278,6 +297,94 @@ class CloudTasksApi:
         task = await self.service.buffer_task(queue, task_id, request.body.data, request.body.content_type)
         return self._response("BufferTask")(task=self.v.task_to_pb(task, TaskView.BASIC))
 
+    # -- batches (long-running operations) and CMEK -------------------------------------
+
+    async def BatchCreateTasks(self, request: Message) -> Message:
+        parent = _queue_name(request.parent, "parent")
+        check_batch_size(len(request.requests), MAX_BATCH_CREATE, "requests", "CreateTaskRequest")
+        for index, inner in enumerate(request.requests):
+            if inner.parent and inner.parent != request.parent:
+                raise InvalidArgument(
+                    f"requests[{index}].parent {inner.parent!r} is not the batch's parent "
+                    f"{request.parent!r}: all the tasks of a batch go to one queue."
+                )
+        name = _operation_name(parent.parent, request.request_id)
+        kept = await self.service.get_operation(name)
+        if kept is not None:  # a retry: answer the batch done already
+            return operations_pb2.Operation.FromString(kept)
+        tasks: list[Task | TasksError] = []
+        for index, inner in enumerate(request.requests):
+            try:
+                if not inner.HasField("task"):
+                    raise InvalidArgument(f"requests[{index}].task is required.")
+                tasks.append(self.v.task_from_pb(inner.task, parent))
+            except TasksError as error:
+                tasks.append(error)
+        result = await self.service.batch_create_tasks(parent, tasks)
+        created = [
+            self.v.task_to_pb(task, self.v.view_from_pb(inner.response_view))
+            for task, inner in zip(result.results, request.requests, strict=True)
+            if not isinstance(task, TasksError)
+        ]
+        response = self.v.types["BatchCreateTasksResponse"](tasks=created)
+        return await self._finish(name, result, self.v.types["BatchCreateTasksMetadata"], response)
+
+    async def BatchDeleteTasks(self, request: Message) -> Message:
+        parent = _queue_name(request.parent, "parent")
+        check_batch_size(len(request.names), MAX_BATCH_DELETE, "names", "task name")
+        names = [_task_name(name, f"names[{index}]") for index, name in enumerate(request.names)]
+        for index, task in enumerate(names):
+            if task.queue_name != parent:
+                raise InvalidArgument(
+                    f"names[{index}] {task.path!r} is not a task of the batch's parent {parent.path!r}."
+                )
+        name = _operation_name(parent.parent, request.request_id)
+        kept = await self.service.get_operation(name)
+        if kept is not None:  # a retry: answer the batch done already
+            return operations_pb2.Operation.FromString(kept)
+        result = await self.service.batch_delete_tasks(parent, names)
+        return await self._finish(name, result, self.v.types["BatchDeleteTasksMetadata"], _EMPTY)
+
+    async def _finish(
+        self,
+        name: OperationName,
+        result: BatchResult[Task] | BatchResult[None],
+        metadata_type: type[Message],
+        response: Message,
+    ) -> Message:
+        """The done operation of a batch: its response, and metadata with the batch's times, its
+        state and each failed request's status by index; kept so that it can be fetched again."""
+        metadata = metadata_type()
+        pbx.set_timestamp(metadata.start_time, result.start_time)
+        pbx.set_timestamp(metadata.end_time, result.end_time)
+        # Every request was tried: FAILED is for a batch that could not run to its end.
+        state = "PARTIALLY_SUCCEEDED" if result.failed else "SUCCEEDED"
+        metadata.state = metadata_type.State.Value(state)
+        for index, error in result.failed.items():
+            message = self._spoken(error.message) if isinstance(error, InvalidArgument) else error.message
+            metadata.failed_requests[index].CopyFrom(status_pb2.Status(code=int(error.code), message=message))
+        operation = operations_pb2.Operation(name=name.path, done=True)
+        operation.metadata.Pack(metadata)
+        operation.response.Pack(response)
+        kept = await self.service.keep_operation(name, operation.SerializeToString())
+        return operations_pb2.Operation.FromString(kept)
+
+    async def GetCmekConfig(self, request: Message) -> Message:
+        location = config_location(request.name, "name", "cmekConfig")
+        key = await self.service.get_cmek_key(location)
+        return self._response("GetCmekConfig")(name=f"{location.path}/cmekConfig", kms_key=key)
+
+    async def UpdateCmekConfig(self, request: Message) -> Message:
+        if not request.HasField("cmek_config"):
+            raise InvalidArgument("cmek_config is required.")
+        config = request.cmek_config
+        location = config_location(config.name, "cmek_config.name", "cmekConfig")
+        paths = pbx.mask_paths(request.update_mask, config, "update_mask")
+        if any(path != "kms_key" for path in paths):
+            raise InvalidArgument(f"update_mask may name only kms_key, got {', '.join(paths)}.")
+        key = await self.service.set_cmek_key(location, config.kms_key)
+        return self._response("UpdateCmekConfig")(name=f"{location.path}/cmekConfig", kms_key=key)
+
     # -- leases (pull queues) ----------------------------------------------------------
 
     async def LeaseTasks(self, request: Message) -> Message:
@@ -327,15 +434,17 @@ class CloudTasksApi:
         """The handler, with field names in its InvalidArgument messages spelled as in this version."""
         if not self.v.field_names:
             return handler
-        names = self.v.field_names
 
         async def call(request: Message) -> Message:
             try:
                 return await handler(request)
             except InvalidArgument as error:
-                message = error.message
-                for model_name, wire_name in names.items():
-                    message = message.replace(model_name, wire_name)
-                raise InvalidArgument(message) from None
+                raise InvalidArgument(self._spoken(error.message)) from None
 
         return call
+
+    def _spoken(self, message: str) -> str:
+        """A message with the model's field names spelled as in this version."""
+        for model_name, wire_name in self.v.field_names.items():
+            message = message.replace(model_name, wire_name)
+        return message

@@ -142,3 +142,52 @@ class TaskName:
     @classmethod
     def parse(cls, name: str, field: str = "name") -> TaskName:
         return cls(*_parse_ids(name, field, 4))
+
+
+_OPERATION_RE = re.compile(r"[A-Za-z0-9_\-.~]{1,500}")
+
+
+@dataclass(frozen=True, slots=True)
+class OperationName:
+    """``projects/PROJECT_ID/locations/LOCATION_ID/operations/OPERATION_ID``: a long-running
+    operation (a batch of task creations or deletions)."""
+
+    project: str
+    location: str
+    operation: str
+
+    @property
+    def path(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/operations/{self.operation}"
+
+    @classmethod
+    def parse(cls, name: str, field: str = "name") -> OperationName:
+        location, found, operation = name.partition("/operations/")
+        if not found or "/" in operation or location.count("/") != 3:
+            raise InvalidArgument(
+                f"Invalid resource field value in the request: {field} {name!r} must have the format "
+                "projects/PROJECT_ID/locations/LOCATION_ID/operations/OPERATION_ID."
+            )
+        parent = LocationName.parse(location, field)
+        return cls(parent.project, parent.location, operation_id(operation, field))
+
+
+def operation_id(value: str, field: str) -> str:
+    """An operation id (a client's request_id, or one tasksd makes up), checked."""
+    if not _OPERATION_RE.fullmatch(value):
+        raise InvalidArgument(
+            f"Invalid operation ID {value!r} in {field}: it may contain letters, numbers, hyphens, "
+            "underscores, periods and tildes, and at most 500 characters."
+        )
+    return value
+
+
+def config_location(name: str, field: str, collection: str) -> LocationName:
+    """The location of a per-location singleton such as ``projects/P/locations/L/cmekConfig``."""
+    location, found, rest = name.rpartition(f"/{collection}")
+    if not found or rest or location.count("/") != 3:
+        raise InvalidArgument(
+            f"Invalid resource field value in the request: {field} {name!r} must have the format "
+            f"projects/PROJECT_ID/locations/LOCATION_ID/{collection}."
+        )
+    return LocationName.parse(location, field)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tasksd.clock import Clock
 from tasksd.engine.dispatcher import Dispatcher
@@ -15,15 +16,18 @@ from tasksd.model.errors import (
     FailedPrecondition,
     InvalidArgument,
     LocationNotFound,
+    NotFound,
     QueueNotFound,
     ResourceExhausted,
+    TasksError,
 )
 from tasksd.model.iam import Policy
 from tasksd.model.location import Location
-from tasksd.model.names import LocationName, ProjectName, QueueName, TaskName
+from tasksd.model.names import LocationName, OperationName, ProjectName, QueueName, TaskName
 from tasksd.model.queue import HttpMethod, Queue, QueueKind, QueueState, QueueStats
 from tasksd.model.task import HttpRequest, PullMessage, Task
 from tasksd.service import iam, leases
+from tasksd.service.batches import OPERATION_KEEP, BatchResult, check_kms_key, cmek_meta_key
 from tasksd.service.paging import check_page_size, make_token, read_token
 from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
 from tasksd.service.tasks import prepare_task
@@ -272,6 +276,69 @@ class TasksService:
 
     async def delete_task(self, name: TaskName) -> None:
         await self.store.delete_task(name, self.clock.now())
+
+    # -- batches and their operations ---------------------------------------------------
+
+    async def batch_create_tasks(
+        self, parent: QueueName, tasks: list[Task | TasksError]
+    ) -> BatchResult[Task]:
+        """Create each task as CreateTask would, each on its own: one that fails (or came as an
+        error, a request that could not be read) leaves the others created.
+
+        Raises: QueueNotFound (then nothing is tried)."""
+        start = self.clock.now()
+        await self.store.get_queue(parent)
+        calls = [self.create_task(parent, task) for task in tasks if not isinstance(task, TasksError)]
+        created = iter(await self._each(calls))
+        results = [task if isinstance(task, TasksError) else next(created) for task in tasks]
+        return BatchResult(start, self.clock.now(), results)
+
+    async def batch_delete_tasks(self, parent: QueueName, names: list[TaskName]) -> BatchResult[None]:
+        """Delete each task as DeleteTask would, each on its own (not atomic).
+
+        Raises: QueueNotFound (then nothing is tried)."""
+        start = self.clock.now()
+        await self.store.get_queue(parent)
+        results = await self._each([self.delete_task(name) for name in names])
+        return BatchResult(start, self.clock.now(), results)
+
+    @staticmethod
+    async def _each(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T | TasksError]:
+        """Run the calls together (their writes share commits); each answers its result or its
+        TasksError. Any other exception is raised."""
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, TasksError):
+                raise result
+        return results  # type: ignore[return-value]
+
+    async def keep_operation(self, name: OperationName, body: bytes) -> bytes:
+        """Keep a finished operation for OPERATION_KEEP; when one of that name is kept already
+        (a retry with the same request_id), it is the one answered."""
+        return await self.store.add_operation(name.path, body, self.clock.now(), OPERATION_KEEP)
+
+    async def get_operation(self, name: OperationName) -> bytes | None:
+        return await self.store.get_operation(name.path, self.clock.now())
+
+    async def require_operation(self, name: OperationName) -> bytes:
+        """Raises: NotFound."""
+        body = await self.get_operation(name)
+        if body is None:
+            raise NotFound(f"Operation {name.path} was not found (operations are kept for a day).")
+        return body
+
+    # -- CMEK configuration --------------------------------------------------------------
+
+    async def get_cmek_key(self, location: LocationName) -> str:
+        """The location's Cloud KMS key name ("" when none is configured)."""
+        stored = await self.store.get_meta(cmek_meta_key(location))
+        return stored.decode() if stored else ""
+
+    async def set_cmek_key(self, location: LocationName, kms_key: str) -> str:
+        """Configure (or with "" clear) the location's key. tasksd keeps the name and reports it;
+        it does not encrypt with it. Raises: InvalidArgument."""
+        await self.store.put_meta(cmek_meta_key(location), check_kms_key(kms_key).encode())
+        return kms_key
 
     # -- leases ------------------------------------------------------------------------
 

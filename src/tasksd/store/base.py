@@ -196,6 +196,19 @@ class Store(Protocol):
     async def get_or_add_meta(self, key: str, make: Callable[[], bytes]) -> bytes:
         """A server-wide value; ``make()`` gives it when there is none yet."""
 
+    async def get_meta(self, key: str) -> bytes | None:
+        """A server-wide value, or None."""
+
+    async def put_meta(self, key: str, value: bytes) -> None:
+        """Set a server-wide value."""
+
+    async def add_operation(self, name: str, body: bytes, now: datetime, keep: timedelta) -> bytes:
+        """Keep a finished long-running operation (its encoded ``google.longrunning.Operation``)
+        for ``keep``, unless one of that name is kept already; answer the one kept."""
+
+    async def get_operation(self, name: str, now: datetime) -> bytes | None:
+        """A kept operation, or None."""
+
     async def get_policy(self, name: QueueName) -> Policy:
         """The queue's IAM policy (empty when none was set). Raises: QueueNotFound."""
 

@@ -606,6 +606,28 @@ class SqlStore:
 
         return await self._write(job)
 
+    async def get_meta(self, key: str) -> bytes | None:
+        found = await self._read(lambda conn: conn.q("get_meta", (key,)).fetchone())
+        return bytes(found[0]) if found is not None else None
+
+    async def put_meta(self, key: str, value: bytes) -> None:
+        await self._write(lambda conn: conn.q("put_meta", (key, value)), checks_first=True)
+
+    # -- long-running operations -------------------------------------------------------
+
+    async def add_operation(self, name: str, body: bytes, now: datetime, keep: timedelta) -> bytes:
+        until_us = codec.to_us(now + keep)
+
+        def job(conn: Db) -> bytes:
+            conn.q("add_operation", (name, body, until_us))
+            return bytes(conn.q("get_operation", (name, codec.to_us(now))).fetchone()[0])
+
+        return await self._write(job, checks_first=True)
+
+    async def get_operation(self, name: str, now: datetime) -> bytes | None:
+        found = await self._read(lambda conn: conn.q("get_operation", (name, codec.to_us(now))).fetchone())
+        return bytes(found[0]) if found is not None else None
+
     # -- IAM ---------------------------------------------------------------------------
 
     async def get_policy(self, name: QueueName) -> Policy:
@@ -636,6 +658,7 @@ class SqlStore:
             removed: int = conn.q("sweep_tasks", (now_us, SWEEP_BATCH)).rowcount
             removed += conn.q("sweep_tombstones", (now_us, SWEEP_BATCH)).rowcount
             conn.q("sweep_queue_tombstones", (now_us,))
+            conn.q("sweep_operations", (now_us,))
             return removed
 
         return await self._write(job)

@@ -228,3 +228,19 @@ SELECT tokens, updated_us FROM lease_buckets WHERE queue = %s FOR UPDATE
 -- Store a queue's LeaseTasks token bucket.
 INSERT INTO lease_buckets (queue, tokens, updated_us) VALUES (%s, %s, %s)
 ON CONFLICT (queue) DO UPDATE SET tokens = EXCLUDED.tokens, updated_us = EXCLUDED.updated_us
+
+-- put_meta --
+-- Set a server-wide value.
+INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+
+-- add_operation --
+-- A finished operation, unless one of that name is kept already.
+INSERT INTO operations (name, body, expire_us) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING
+
+-- get_operation --
+-- A kept operation.
+SELECT body FROM operations WHERE name = %s AND expire_us > %s
+
+-- sweep_operations --
+-- Forget operations past their keeping time.
+DELETE FROM operations WHERE expire_us <= %s

@@ -214,3 +214,19 @@ SELECT tokens, updated_us FROM lease_buckets WHERE queue = ?
 -- put_lease_bucket --
 -- Store a queue's LeaseTasks token bucket.
 INSERT OR REPLACE INTO lease_buckets (queue, tokens, updated_us) VALUES (?, ?, ?)
+
+-- put_meta --
+-- Set a server-wide value.
+INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)
+
+-- add_operation --
+-- A finished operation, unless one of that name is kept already.
+INSERT INTO operations (name, body, expire_us) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING
+
+-- get_operation --
+-- A kept operation.
+SELECT body FROM operations WHERE name = ? AND expire_us > ?
+
+-- sweep_operations --
+-- Forget operations past their keeping time.
+DELETE FROM operations WHERE expire_us <= ?
