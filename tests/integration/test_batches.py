@@ -224,3 +224,15 @@ def test_operations_over_plain_rest_and_grpc(server: Server, gapic_v2: Any, paus
     assert isinstance(fetched, operations_pb2.Operation) and fetched.done
     missing = httpx.get(f"{server.url}/v2beta3/{PARENT}/operations/nothing-here")
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_v2_batches_do_not_see_pull_queues(api: Any, gapic_v2: Any, queue_name: str) -> None:
+    api.projects().locations().queues().create(
+        parent=PARENT, body={"name": queue_name, "pullTarget": {}}
+    ).execute()
+    with pytest.raises(exceptions.NotFound):
+        gapic_v2.batch_create_tasks(
+            request={"parent": queue_name, "requests": [{"task": _http_task("https://example.com/")}]}
+        )
+    with pytest.raises(exceptions.NotFound):
+        gapic_v2.batch_delete_tasks(request={"parent": queue_name, "names": [f"{queue_name}/tasks/t"]})

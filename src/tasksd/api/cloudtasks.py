@@ -312,6 +312,7 @@ class CloudTasksApi:
         kept = await self.service.get_operation(name)
         if kept is not None:  # a retry: answer the batch done already
             return operations_pb2.Operation.FromString(kept)
+        await self._visible_queue(parent)
         tasks: list[Task | TasksError] = []
         for index, inner in enumerate(request.requests):
             try:
@@ -342,6 +343,7 @@ class CloudTasksApi:
         kept = await self.service.get_operation(name)
         if kept is not None:  # a retry: answer the batch done already
             return operations_pb2.Operation.FromString(kept)
+        await self._visible_queue(parent)
         result = await self.service.batch_delete_tasks(parent, names)
         return await self._finish(name, result, self.v.types["BatchDeleteTasksMetadata"], _EMPTY)
 
