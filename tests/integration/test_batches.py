@@ -196,7 +196,9 @@ def test_v2beta3_batches(gapic_v2beta3: Any, queue_name: str) -> None:
     assert list(gapic_v2beta3.list_tasks(parent=queue_name)) == []
 
 
-def test_operations_over_plain_rest_and_grpc(server: Server, gapic_v2: Any, paused_queue: str) -> None:
+def test_operations_over_plain_rest_and_grpc(
+    server: Server, api: Any, gapic_v2: Any, paused_queue: str
+) -> None:
     """The JSON of an operation names its metadata and response types; the gRPC Operations
     service answers the same operation."""
     request_id = f"plain-{uuid.uuid4().hex}"
@@ -220,6 +222,8 @@ def test_operations_over_plain_rest_and_grpc(server: Server, gapic_v2: Any, paus
     assert operation["response"]["tasks"][0]["name"].startswith(f"{paused_queue}/tasks/")
     again = httpx.get(f"{server.url}/v2/{PARENT}/operations/{request_id}").json()
     assert again == operation
+    # The v2beta2 discovery document has operations.get too (google-api-python-client).
+    assert api.projects().locations().operations().get(name=operation["name"]).execute() == operation
     fetched = gapic_v2.get_operation(request={"name": operation["name"]})
     assert isinstance(fetched, operations_pb2.Operation) and fetched.done
     missing = httpx.get(f"{server.url}/v2beta3/{PARENT}/operations/nothing-here")
