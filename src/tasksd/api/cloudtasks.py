@@ -308,11 +308,9 @@ class CloudTasksApi:
                     f"requests[{index}].parent {inner.parent!r} is not the batch's parent "
                     f"{request.parent!r}: all the tasks of a batch go to one queue."
                 )
-        name = _operation_name(parent.parent, request.request_id)
-        kept = await self.service.get_operation(name)
-        if kept is not None:  # a retry: answer the batch done already
-            return operations_pb2.Operation.FromString(kept)
-        await self._visible_queue(parent)
+        name, kept = await self._start_batch(parent, request.request_id)
+        if kept is not None:
+            return kept
         tasks: list[Task | TasksError] = []
         for index, inner in enumerate(request.requests):
             try:
@@ -339,13 +337,23 @@ class CloudTasksApi:
                 raise InvalidArgument(
                     f"names[{index}] {task.path!r} is not a task of the batch's parent {parent.path!r}."
                 )
-        name = _operation_name(parent.parent, request.request_id)
-        kept = await self.service.get_operation(name)
-        if kept is not None:  # a retry: answer the batch done already
-            return operations_pb2.Operation.FromString(kept)
-        await self._visible_queue(parent)
-        result = await self.service.batch_delete_tasks(parent, names)
+        name, kept = await self._start_batch(parent, request.request_id)
+        if kept is not None:
+            return kept
+        result = await self.service.batch_delete_tasks(names)
         return await self._finish(name, result, self.v.types["BatchDeleteTasksMetadata"], _EMPTY)
+
+    async def _start_batch(
+        self, parent: QueueName, request_id: str
+    ) -> tuple[OperationName, operations_pb2.Operation | None]:
+        """The name of a batch's operation, and the operation itself when it is kept already (a
+        retry: the batch is done); otherwise checks that this version sees the queue."""
+        name = _operation_name(parent.parent, request_id)
+        kept = await self.service.get_operation(name)
+        if kept is not None:
+            return name, operations_pb2.Operation.FromString(kept)
+        await self._visible_queue(parent)
+        return name, None
 
     async def _finish(
         self,

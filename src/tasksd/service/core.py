@@ -283,22 +283,18 @@ class TasksService:
         self, parent: QueueName, tasks: list[Task | TasksError]
     ) -> BatchResult[Task]:
         """Create each task as CreateTask would, each on its own: one that fails (or came as an
-        error, a request that could not be read) leaves the others created.
-
-        Raises: QueueNotFound (then nothing is tried)."""
+        error, a request that could not be read) leaves the others created. The caller has
+        checked that the queue is there (the API: that its version sees it)."""
         start = self.clock.now()
-        await self.store.get_queue(parent)
         calls = [self.create_task(parent, task) for task in tasks if not isinstance(task, TasksError)]
         created = iter(await self._each(calls))
         results = [task if isinstance(task, TasksError) else next(created) for task in tasks]
         return BatchResult(start, self.clock.now(), results)
 
-    async def batch_delete_tasks(self, parent: QueueName, names: list[TaskName]) -> BatchResult[None]:
-        """Delete each task as DeleteTask would, each on its own (not atomic).
-
-        Raises: QueueNotFound (then nothing is tried)."""
+    async def batch_delete_tasks(self, names: list[TaskName]) -> BatchResult[None]:
+        """Delete each task as DeleteTask would, each on its own (not atomic). The caller has
+        checked that their queue is there."""
         start = self.clock.now()
-        await self.store.get_queue(parent)
         results = await self._each([self.delete_task(name) for name in names])
         return BatchResult(start, self.clock.now(), results)
 

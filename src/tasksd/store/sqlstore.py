@@ -611,7 +611,10 @@ class SqlStore:
         return bytes(found[0]) if found is not None else None
 
     async def put_meta(self, key: str, value: bytes) -> None:
-        await self._write(lambda conn: conn.q("put_meta", (key, value)), checks_first=True)
+        def job(conn: Db) -> None:
+            conn.q("put_meta", (key, value))
+
+        await self._write(job, checks_first=True)
 
     # -- long-running operations -------------------------------------------------------
 
