@@ -243,6 +243,44 @@ def test_batch_acknowledges_100_with_one_stale(server: Server, queue_name: str) 
     ]
 
 
+def test_batch_acknowledgements_fail_alone_as_they_would_singly(server: Server, pull_queue: str) -> None:
+    """The acknowledgements of one batch share a store transaction; each still gets the
+    status and message it would get on its own, and none undoes another."""
+    api = served_discovery_client(server.url)
+    for task_id in ("a", "b", "c"):
+        add(api, pull_queue, task_id)
+    held = {t["name"].rsplit("/", 1)[1]: t["scheduleTime"] for t in lease(api, pull_queue)}
+    missing_queue = f"{pull_queue}-missing/tasks/a"
+    asks = [
+        (f"{pull_queue}/tasks/a", {"scheduleTime": held["a"]}),
+        (f"{pull_queue}/tasks/a", {"scheduleTime": held["a"]}),  # again: already acknowledged
+        (f"{pull_queue}/tasks/b", {"scheduleTime": "2001-01-01T00:00:00Z"}),  # stale
+        (f"{pull_queue}/tasks/b", {}),  # no scheduleTime
+        (missing_queue, {"scheduleTime": held["b"]}),
+        (f"{pull_queue}/tasks/never", {"scheduleTime": held["b"]}),
+        (f"{pull_queue}/tasks/c", {"scheduleTime": held["c"]}),
+    ]
+    answers: dict[str, Any] = {}
+    batch = api.new_batch_http_request(callback=lambda rid, resp, exc: answers.__setitem__(rid, (resp, exc)))
+    for i, (name, body) in enumerate(asks):
+        batch.add(tasks(api).acknowledge(name=name, body=body), request_id=str(i))
+    batch.execute()
+    assert answers["0"] == ({}, None) and answers["6"] == ({}, None)
+    batched = {i: answers[str(i)][1] for i in range(1, 6)}
+    assert all(isinstance(error, HttpError) for error in batched.values()), answers
+    assert [batched[i].status_code for i in range(1, 6)] == [404, 400, 400, 404, 404]
+    assert "existed recently" in batched[1].reason and "does not hold" in batched[2].reason
+    assert "schedule_time is required" in batched[3].reason
+    assert "Queue does not exist" in batched[4].reason
+    # The same requests alone (b is still held, so they fail the same way) get the same answers.
+    for i in range(1, 6):
+        with pytest.raises(HttpError) as alone:
+            name, body = asks[i]
+            tasks(api).acknowledge(name=name, body=body).execute()
+        assert (alone.value.status_code, alone.value.reason) == (batched[i].status_code, batched[i].reason)
+    assert ids(tasks(api).list(parent=pull_queue).execute()["tasks"]) == ["b"]
+
+
 def test_batch_mixes_methods_and_rejects_garbage(server: Server, pull_queue: str) -> None:
     api = served_discovery_client(server.url)
     answers: list[Any] = []

@@ -13,6 +13,7 @@ import pytest
 from tasksd.model.errors import (
     Aborted,
     AlreadyExists,
+    FailedPrecondition,
     QueueNotFound,
     QueueTombstoned,
     TaskNotFound,
@@ -206,6 +207,28 @@ def test_reopen_keeps_everything(tmp_path: Any, run: Run) -> None:
     run(second.open())
     assert run(second.get_task(Q.task("kept"), NOW)).name == Q.task("kept")
     run(second.close())
+
+
+def test_acknowledgements_of_one_call_succeed_or_fail_alone(store: SqliteStore, run: Run) -> None:
+    create(store, run)
+    for task_id in ("a", "b", "c"):
+        run(add(store, make_task(task_id), NOW))
+    held = [
+        (Q.task("a"), NOW),
+        (Q.task("a"), NOW),  # again: its tombstone answers
+        (Q.task("b"), NOW - timedelta(seconds=1)),  # not the holder's schedule time
+        (QueueName("p", "l", "missing").task("a"), NOW),
+        (Q.task("never"), NOW),
+        (Q.task("c"), NOW),
+    ]
+    outcomes = run(store.acknowledge_tasks(held, NOW))
+    kinds = [type(outcome) if outcome is not None else None for outcome in outcomes]
+    assert kinds == [None, TaskTombstoned, FailedPrecondition, QueueNotFound, TaskNotFound, None]
+    assert "does not hold" in str(outcomes[2])
+    assert [t.name.task for t in run(store.list_tasks(Q, "", 10, NOW))] == ["b"]
+    for task_id in ("a", "c"):
+        with pytest.raises(AlreadyExists):  # their tombstones hold the names
+            run(add(store, make_task(task_id), NOW))
 
 
 def test_operations_are_kept_once_and_forgotten_when_they_expire(store: SqliteStore, run: Run) -> None:

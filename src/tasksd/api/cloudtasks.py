@@ -19,8 +19,8 @@ from google.rpc import status_pb2
 from tasksd.api import protobuf as pbx
 from tasksd.api.filters import parse_filter
 from tasksd.api.iam import policy_from_pb, policy_to_pb
-from tasksd.api.rpc import Handler, Rpc
-from tasksd.model.errors import InvalidArgument, QueueNotFound, TasksError, Unimplemented
+from tasksd.api.rpc import Handler, ManyHandler, Rpc
+from tasksd.model.errors import InvalidArgument, QueueNotFound, TasksError, Unimplemented, settle
 from tasksd.model.names import LocationName, OperationName, QueueName, TaskName, config_location, operation_id
 from tasksd.model.queue import Queue, QueueStats
 from tasksd.model.task import Task, TaskView
@@ -405,9 +405,22 @@ class CloudTasksApi:
         return self._response("LeaseTasks")(tasks=[self.v.task_to_pb(t, view) for t in tasks])
 
     async def AcknowledgeTask(self, request: Message) -> Message:
-        held = pbx.optional_timestamp(request, "schedule_time", "schedule_time")
-        await self.service.acknowledge_task(_task_name(request.name), held)
-        return _EMPTY
+        [outcome] = await self.acknowledge_tasks([request])
+        if isinstance(outcome, TasksError):
+            raise outcome
+        return outcome
+
+    async def acknowledge_tasks(self, requests: list[Message]) -> list[Message | TasksError]:
+        """AcknowledgeTask for many requests at once (one HTTP batch): one store transaction."""
+        outcomes = await settle(
+            requests,
+            lambda request: (
+                _task_name(request.name),
+                pbx.optional_timestamp(request, "schedule_time", "schedule_time"),
+            ),
+            self.service.acknowledge_tasks,
+        )
+        return [_EMPTY if outcome is None else outcome for outcome in outcomes]
 
     async def RenewLease(self, request: Message) -> Message:
         held = pbx.optional_timestamp(request, "schedule_time", "schedule_time")
@@ -430,6 +443,7 @@ class CloudTasksApi:
         rpcs = {}
         for name, (request, response) in self.v.messages.items():
             handler = getattr(self, name, None) or self.not_yet
+            many = self.acknowledge_tasks if name == "AcknowledgeTask" else None
             rpcs[name] = Rpc(
                 self.v.service,
                 name,
@@ -437,6 +451,7 @@ class CloudTasksApi:
                 response,
                 self._speaking(handler),
                 grpc=name not in self.v.rest_only,
+                many=self._speaking_many(many) if many is not None else None,
             )
         return rpcs
 
@@ -450,6 +465,20 @@ class CloudTasksApi:
                 return await handler(request)
             except InvalidArgument as error:
                 raise InvalidArgument(self._spoken(error.message)) from None
+
+        return call
+
+    def _speaking_many(self, handler: ManyHandler) -> ManyHandler:
+        """``_speaking`` for a handler of many requests, whose errors are answers."""
+        if not self.v.field_names:
+            return handler
+
+        async def call(requests: list[Message]) -> list[Message | TasksError]:
+            outcomes = await handler(requests)
+            return [
+                InvalidArgument(self._spoken(o.message)) if isinstance(o, InvalidArgument) else o
+                for o in outcomes
+            ]
 
         return call
 

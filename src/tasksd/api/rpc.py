@@ -8,7 +8,12 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from tasksd.model.errors import TasksError
+
 Handler = Callable[[Any], Awaitable[Message]]
+ManyHandler = Callable[[list[Any]], Awaitable[list[Message | TasksError]]]
+"""Runs many requests of one RPC together (the inner requests of an HTTP batch) and answers
+each: its reply, or the error it alone failed with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,3 +26,5 @@ class Rpc:
     handler: Handler
     grpc: bool = True
     """False for a method that exists only in the REST surface (not in the service's proto)."""
+    many: ManyHandler | None = None
+    """For an RPC that many requests can share one store transaction (acknowledge)."""

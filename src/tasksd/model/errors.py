@@ -6,7 +6,13 @@ Every layer raises these; each wire adapter renders them (REST: an HTTP status p
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from enum import IntEnum
+from typing import TypeVar
+
+Item = TypeVar("Item")
+Checked = TypeVar("Checked")
+Answer = TypeVar("Answer")
 
 
 class Code(IntEnum):
@@ -110,3 +116,22 @@ class TaskTombstoned(NotFound):
 
 class LocationNotFound(NotFound):
     default_message = "Location not found."
+
+
+async def settle(
+    items: Iterable[Item],
+    check: Callable[[Item], Checked],
+    run: Callable[[list[Checked]], Awaitable[list[Answer]]],
+) -> list[Answer | TasksError]:
+    """Each item's outcome when ``run`` takes, in one call, every item that ``check``
+    accepts: the TasksError ``check`` raised for it, or what ``run`` answered for it."""
+    checked: list[Checked] = []
+    refused: list[TasksError | None] = []
+    for item in items:
+        try:
+            checked.append(check(item))
+            refused.append(None)
+        except TasksError as error:
+            refused.append(error)
+    answers = iter(await run(checked) if checked else [])
+    return [next(answers) if error is None else error for error in refused]

@@ -20,6 +20,7 @@ from tasksd.model.errors import (
     QueueNotFound,
     ResourceExhausted,
     TasksError,
+    settle,
 )
 from tasksd.model.iam import Policy
 from tasksd.model.location import Location
@@ -377,8 +378,21 @@ class TasksService:
 
     async def acknowledge_task(self, name: TaskName, schedule_time: datetime | None) -> None:
         """Raises: InvalidArgument, NotFound, FailedPrecondition (the lease is not held)."""
-        held = _required_schedule_time(schedule_time)
-        await self.store.acknowledge_task(name, held, self.clock.now())
+        [outcome] = await self.acknowledge_tasks([(name, schedule_time)])
+        if outcome is not None:
+            raise outcome
+
+    async def acknowledge_tasks(
+        self, held: list[tuple[TaskName, datetime | None]]
+    ) -> list[TasksError | None]:
+        """Acknowledge many leased tasks in one store transaction (an HTTP batch of
+        acknowledgements): for each, None or the error ``acknowledge_task`` would raise."""
+        now = self.clock.now()
+        return await settle(
+            held,
+            lambda one: (one[0], _required_schedule_time(one[1])),
+            lambda checked: self.store.acknowledge_tasks(checked, now),
+        )
 
     async def renew_lease(
         self, name: TaskName, schedule_time: datetime | None, duration: timedelta | None

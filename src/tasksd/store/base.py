@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from tasksd.model.errors import TasksError
 from tasksd.model.iam import Policy
 from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueStats
@@ -144,12 +145,15 @@ class Store(Protocol):
             TasksError: whatever ``lease.check`` raises for the stored queue.
         """
 
-    async def acknowledge_task(self, name: TaskName, schedule_time: datetime, now: datetime) -> None:
-        """Delete a leased task, leaving a tombstone.
+    async def acknowledge_tasks(
+        self, held: list[tuple[TaskName, datetime]], now: datetime
+    ) -> list[TasksError | None]:
+        """Delete leased tasks, each leaving a tombstone, in one transaction: (name, schedule
+        time) pairs, where the schedule time proves the caller holds the task's lease.
 
-        Raises:
-            QueueNotFound, TaskTombstoned, TaskNotFound: the task is not there.
-            FailedPrecondition: ``schedule_time`` is not the task's (the lease is not held).
+        Answers, for each pair in order, None (acknowledged) or why not, without failing
+        the others: QueueNotFound, TaskTombstoned or TaskNotFound (the task is not there),
+        FailedPrecondition (``schedule_time`` is not the task's: the lease is not held).
         """
 
     async def reschedule_leased_task(
@@ -157,7 +161,7 @@ class Store(Protocol):
     ) -> Task:
         """Move a leased task's schedule time (renew: now + lease; cancel: now).
 
-        Raises: as ``acknowledge_task``.
+        Raises: what ``acknowledge_tasks`` answers.
         """
 
     async def claim_tasks(self, queue: QueueName, limit: int, now: datetime) -> Claim:

@@ -478,18 +478,35 @@ class SqlStore:
 
         return await self._write(job, checks_first=True)
 
-    async def acknowledge_task(self, name: TaskName, schedule_time: datetime, now: datetime) -> None:
-        held = (codec.to_us(now), codec.KIND_PULL, codec.to_us(schedule_time))
+    async def acknowledge_tasks(
+        self, held: list[tuple[TaskName, datetime]], now: datetime
+    ) -> list[TasksError | None]:
+        now_us = codec.to_us(now)
 
-        def job(conn: Db) -> None:
-            queue_id, config, _ = _queue_row(conn, name.queue_name)
-            if conn.q("acknowledge_task", (queue_id, name.task, *held)).rowcount == 0:
-                _held_task(conn, queue_id, name, schedule_time, now)  # raises why not
-                raise Internal(f"{name.path} could not be acknowledged.")
-            until = _tombstone_until(codec.decode_queue(config), now)
-            conn.q("put_tombstone", (queue_id, name.task, until))
+        def job(conn: Db) -> list[TasksError | None]:
+            outcomes: list[TasksError | None] = []
+            tombstones: list[tuple[int, str, int]] = []
+            until: dict[int, int] = {}  # queue id → when its new tombstones end
+            for name, schedule_time in held:
+                try:
+                    queue_id, config, _ = _queue_row(conn, name.queue_name)
+                    params = (queue_id, name.task, now_us, codec.KIND_PULL, codec.to_us(schedule_time))
+                    if conn.q("acknowledge_task", params).rowcount == 0:
+                        conn.qmany("put_tombstone", tombstones)  # a repeated ack finds its tombstone
+                        tombstones.clear()
+                        _held_task(conn, queue_id, name, schedule_time, now)  # raises why not
+                        raise Internal(f"{name.path} could not be acknowledged.")
+                except TasksError as error:  # raised before this task's first write
+                    outcomes.append(error)
+                    continue
+                if queue_id not in until:
+                    until[queue_id] = _tombstone_until(codec.decode_queue(config), now)
+                tombstones.append((queue_id, name.task, until[queue_id]))
+                outcomes.append(None)
+            conn.qmany("put_tombstone", tombstones)
+            return outcomes
 
-        await self._write(job, checks_first=True)
+        return await self._write(job, checks_first=True)
 
     async def reschedule_leased_task(
         self, name: TaskName, schedule_time: datetime, new_schedule_time: datetime, now: datetime

@@ -19,7 +19,8 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -41,6 +42,8 @@ Document = Callable[[dict[str, str]], tuple[int, dict[str, Any]]]
 """A GET endpoint outside the API (OIDC discovery, JWKS, tokeninfo): query → (status, JSON)."""
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Reply = tuple[int, bytes]
+"""An HTTP status and JSON body."""
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _SYSTEM_PARAMS = {
@@ -113,19 +116,10 @@ class RestApp:
         status, payload = await self.respond(method, path, scope["query_string"], body)
         await _reply(send, status, payload)
 
-    async def respond(self, method: str, path: str, query_string: bytes, body: bytes) -> tuple[int, bytes]:
+    async def respond(self, method: str, path: str, query_string: bytes, body: bytes) -> Reply:
         """(HTTP status, JSON body) of one API request; every failure is a Status body."""
-        try:
-            found = self.router.match(method, path)
-            if found is None:
-                raise NotFound(f"The requested URL {method} {path} was not found on this server.")
-            route, params = found
-            return 200, await self._call(route, params, query_string, body)
-        except TasksError as error:
-            return rest_error(error)
-        except Exception:  # a bug: log it, never show a traceback to the caller
-            log.exception("unhandled error serving %s %s", method, path)
-            return rest_error(Internal())
+        call = self._prepare(method, path, query_string, body)
+        return call if isinstance(call, tuple) else await _run(call)
 
     async def _batch(self, scope: Scope, receive: Receive) -> tuple[int, bytes, bytes]:
         try:
@@ -134,46 +128,45 @@ class RestApp:
             requests = parse_batch(content_type, body)
         except TasksError as error:
             return (*rest_error(error), JSON_CONTENT_TYPE)
-        replies = await asyncio.gather(
-            *(self.respond(r.method, r.path, r.query_string, r.body) for r in requests)
-        )
+        calls = [self._prepare(r.method, r.path, r.query_string, r.body) for r in requests]
+        replies = [call if isinstance(call, tuple) else (0, b"") for call in calls]
+        # The inner requests run concurrently; those of an RPC with a handler for many
+        # requests (acknowledge) run through it together: one store transaction.
+        together: dict[int, list[int]] = {}
+        alone: list[int] = []
+        for index, call in enumerate(calls):
+            if isinstance(call, _Call):
+                (together.setdefault(id(call.rpc), []) if call.rpc.many else alone).append(index)
+
+        async def run_together(indexes: list[int]) -> None:
+            answers = await _run_together([cast(_Call, calls[i]) for i in indexes])
+            for index, reply in zip(indexes, answers, strict=True):
+                replies[index] = reply
+
+        async def run_alone(index: int) -> None:
+            replies[index] = await _run(cast(_Call, calls[index]))
+
+        await asyncio.gather(*map(run_together, together.values()), *map(run_alone, alone))
         payload, boundary = render_batch(requests, replies)
         return 200, payload, f"multipart/mixed; boundary={boundary}".encode()
 
-    async def _call(self, route: Route, params: dict[str, str], query_string: bytes, body: bytes) -> bytes:
-        rpc = route.rpc
-        if rpc is None:
-            raise Unimplemented(f"{route.method_id} is not implemented in tasksd yet.")
-        query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True) if query_string else []
-        ints = False
-        fields: dict[str, Any] = {}
-        for key, value in query:
-            if key == "$alt":
-                ints = "enum-encoding=int" in value
-            elif key == "alt":
-                if value != "json":
-                    raise InvalidArgument(f"alt={value!r} is not supported; use alt=json.")
-            elif key.startswith("$") or key in _SYSTEM_PARAMS:
-                continue
-            else:
-                name = _camel(key)
-                spec = route.query_params.get(name)
-                if spec is None:
-                    raise InvalidArgument(
-                        f"Invalid JSON payload received. Unknown name {key!r}: Cannot bind query "
-                        f"parameter. Field {key!r} could not be found in request message."
-                    )
-                if spec.get("format") == "google-fieldmask":
-                    value = ",".join(_camel(p.strip()) for p in value.split(",") if p.strip())
-                if spec.get("repeated"):
-                    fields.setdefault(name, []).append(value)
-                else:
-                    fields[name] = value
-        request = _build_request(rpc, route, params, fields, body)
-        response = await rpc.handler(request)
-        if response.ByteSize() == 0:  # no field set (Empty, acknowledge): proto3 JSON is {}
-            return b"{}"
-        return jsonpb.to_json(response, ints)
+    def _prepare(self, method: str, path: str, query_string: bytes, body: bytes) -> _Call | Reply:
+        """The RPC call a request makes, or the error reply it gets."""
+        try:
+            found = self.router.match(method, path)
+            if found is None:
+                raise NotFound(f"The requested URL {method} {path} was not found on this server.")
+            route, params = found
+            rpc = route.rpc
+            if rpc is None:
+                raise Unimplemented(f"{route.method_id} is not implemented in tasksd yet.")
+            ints, fields = _query(route, query_string)
+            return _Call(rpc, _build_request(rpc, route, params, fields, body), ints)
+        except TasksError as error:
+            return rest_error(error)
+        except Exception:  # a bug: log it, never show a traceback to the caller
+            log.exception("unhandled error reading %s %s", method, path)
+            return rest_error(Internal())
 
     async def _discovery(self, scope: Scope, send: Send) -> None:
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
@@ -192,6 +185,75 @@ class RestApp:
 
 def _camel(name: str) -> str:
     return ".".join(_SNAKE.sub(lambda m: m.group(1).upper(), part) for part in name.split("."))
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    rpc: Rpc
+    request: Message
+    ints: bool
+    """Whether the client asked for enums as numbers ($alt=json;enum-encoding=int)."""
+
+
+async def _run(call: _Call) -> Reply:
+    try:
+        return 200, _json(await call.rpc.handler(call.request), call.ints)
+    except TasksError as error:
+        return rest_error(error)
+    except Exception:  # a bug: log it, never show a traceback to the caller
+        log.exception("unhandled error in %s", call.rpc.name)
+        return rest_error(Internal())
+
+
+async def _run_together(calls: list[_Call]) -> list[Reply]:
+    """Calls of one RPC that has a handler for many requests: one call of it."""
+    rpc = calls[0].rpc
+    assert rpc.many is not None
+    try:
+        outcomes = await rpc.many([call.request for call in calls])
+    except Exception:  # a bug: log it, never show a traceback to the caller
+        log.exception("unhandled error in %s", rpc.name)
+        return [rest_error(Internal())] * len(calls)
+    return [
+        rest_error(outcome) if isinstance(outcome, TasksError) else (200, _json(outcome, call.ints))
+        for outcome, call in zip(outcomes, calls, strict=True)
+    ]
+
+
+def _json(response: Message, ints: bool) -> bytes:
+    if response.ByteSize() == 0:  # no field set (Empty, acknowledge): proto3 JSON is {}
+        return b"{}"
+    return jsonpb.to_json(response, ints)
+
+
+def _query(route: Route, query_string: bytes) -> tuple[bool, dict[str, Any]]:
+    """(enums as numbers?, request fields) of a request's query string."""
+    query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True) if query_string else []
+    ints = False
+    fields: dict[str, Any] = {}
+    for key, value in query:
+        if key == "$alt":
+            ints = "enum-encoding=int" in value
+        elif key == "alt":
+            if value != "json":
+                raise InvalidArgument(f"alt={value!r} is not supported; use alt=json.")
+        elif key.startswith("$") or key in _SYSTEM_PARAMS:
+            continue
+        else:
+            name = _camel(key)
+            spec = route.query_params.get(name)
+            if spec is None:
+                raise InvalidArgument(
+                    f"Invalid JSON payload received. Unknown name {key!r}: Cannot bind query "
+                    f"parameter. Field {key!r} could not be found in request message."
+                )
+            if spec.get("format") == "google-fieldmask":
+                value = ",".join(_camel(p.strip()) for p in value.split(",") if p.strip())
+            if spec.get("repeated"):
+                fields.setdefault(name, []).append(value)
+            else:
+                fields[name] = value
+    return ints, fields
 
 
 def _build_request(
