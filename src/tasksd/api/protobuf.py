@@ -13,16 +13,18 @@ from tasksd.model.errors import InvalidArgument
 _MAX_SECONDS = 315_576_000_000
 
 
-def timestamp(value: timestamp_pb2.Timestamp, field: str) -> datetime:
-    """A Timestamp as an aware datetime (microseconds kept, nanoseconds dropped)."""
-    try:
-        result: datetime = value.ToDatetime(tzinfo=UTC)
-        return result
-    except (ValueError, OverflowError):
-        raise InvalidArgument(f"{field} is not a valid timestamp.") from None
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIMESTAMP_SECONDS = range(-62_135_596_800, 253_402_300_800)  # 0001-01-01 to 9999-12-31T23:59:59
+_NANOS = range(1_000_000_000)
+
+
+def timestamp(value: timestamp_pb2.Timestamp, field: str) -> datetime:
+    """A Timestamp as an aware datetime (microseconds kept, nanoseconds dropped), within the
+    range the Timestamp type allows. (Timestamp.ToDatetime does the same at twice the cost;
+    an acknowledgement reads one.)"""
+    if value.seconds not in _TIMESTAMP_SECONDS or value.nanos not in _NANOS:
+        raise InvalidArgument(f"{field} is not a valid timestamp.")
+    return _EPOCH + timedelta(0, value.seconds, value.nanos // 1000)
 
 
 def set_timestamp(target: timestamp_pb2.Timestamp, value: datetime) -> None:

@@ -16,7 +16,6 @@ class Route:
     method_id: str
     http_method: str
     regex: re.Pattern[str]
-    path_params: dict[str, re.Pattern[str]]
     query_params: dict[str, dict[str, Any]]
     request_ref: str | None
     rpc: Rpc | None
@@ -31,14 +30,21 @@ def load_discovery(version: str) -> dict[str, Any]:
     return doc
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
+def _template_regex(template: str, patterns: dict[str, str]) -> re.Pattern[str]:
+    """The regex of a path template; a variable with a pattern (the discovery document's
+    ``^projects/[^/]+...$``) matches only what its pattern does, so one match checks both."""
     out = ["^/"]
     pos = 0
     for match in re.finditer(r"\{(\+?)(\w+)\}", template):
         out.append(re.escape(template[pos : match.start()]))
-        # Greedy: templates are anchored with at most one {+var}, and {var} holds no "/", so
-        # greedy and lazy find the same (only) split; greedy finds it without backtracking.
-        out.append(f"(?P<{match.group(2)}>{'.+' if match.group(1) else '[^/]+'})")
+        name = match.group(2)
+        if name in patterns:
+            value = f"(?:{patterns[name].removeprefix('^').removesuffix('$')})"
+        else:
+            # Greedy: templates are anchored with at most one {+var}, and {var} holds no "/",
+            # so greedy and lazy find the same (only) split; greedy finds it without backtracking.
+            value = ".+" if match.group(1) else "[^/]+"
+        out.append(f"(?P<{name}>{value})")
         pos = match.end()
     out.append(re.escape(template[pos:]) + "$")
     return re.compile("".join(out))
@@ -75,15 +81,15 @@ def _route(
 ) -> Route:
     params = method.get("parameters", {})
     target = rest_methods.get(method["id"])
+    patterns = {
+        name: spec["pattern"]
+        for name, spec in params.items()
+        if spec.get("location") == "path" and "pattern" in spec
+    }
     return Route(
         method_id=method["id"],
         http_method=method["httpMethod"],
-        regex=_template_regex(discovery.get("servicePath", "") + method["path"]),
-        path_params={
-            name: re.compile(spec.get("pattern", "^[^/]+$"))
-            for name, spec in params.items()
-            if spec.get("location") == "path"
-        },
+        regex=_template_regex(discovery.get("servicePath", "") + method["path"], patterns),
         query_params={name: spec for name, spec in params.items() if spec.get("location") == "query"},
         request_ref=method.get("request", {}).get("$ref"),
         rpc=rpcs.get(target) if target else None,
@@ -112,9 +118,6 @@ def match(routes: list[Route], http_method: str, path: str) -> tuple[Route, dict
         if route.http_method != http_method or not path.endswith(route.suffix):
             continue
         found = route.regex.match(path)
-        if found is None:
-            continue
-        values = found.groupdict()
-        if all(route.path_params[k].match(v) for k, v in values.items() if k in route.path_params):
-            return route, values
+        if found is not None:
+            return route, found.groupdict()
     return None
