@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import shutil
 import statistics
 import subprocess
 import sys
@@ -261,6 +262,7 @@ def main() -> None:
             throughput(bench, args.tasks, args.rounds, tasksd.pid)
     finally:
         stop(tasksd, sink)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

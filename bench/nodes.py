@@ -11,6 +11,7 @@ resumed round-robin through the nodes (so their ownership spreads), tasks/s reac
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,7 @@ def main() -> None:
     finally:
         stop(sink)
         postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

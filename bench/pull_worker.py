@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import tempfile
 import threading
@@ -69,14 +70,21 @@ def fill(client: httpx.Client, count: int) -> None:
 
 
 def worker(
-    base: str, ack_concurrency: int, acked: list[str], lock: threading.Lock, stop: threading.Event
+    base: str,
+    ack_concurrency: int,
+    acked: list[str],
+    refused: list[int],
+    lock: threading.Lock,
+    stop: threading.Event,
 ) -> None:
     with httpx.Client(base_url=base, timeout=60) as client, ThreadPoolExecutor(ack_concurrency) as pool:
         while not stop.is_set():
             reply = client.post(
                 f"/v2beta2/{QUEUE}/tasks:lease", json={"maxTasks": 1000, "leaseDuration": "600s"}
             )
-            if reply.status_code == 429:
+            if reply.status_code == 429:  # the queue's LeaseTasks limit
+                with lock:
+                    refused.append(1)
                 time.sleep(0.01)
                 continue
             reply.raise_for_status()
@@ -123,11 +131,14 @@ def main() -> None:
                 filled = time.perf_counter() - started
                 time.sleep(1)  # the queue's LeaseTasks bucket refills (10 calls per second)
                 acked: list[str] = []
+                refused: list[int] = []
                 lock, finished = threading.Lock(), threading.Event()
                 server_cpu, worker_cpu = cpu_seconds(server.pid), time.process_time()
                 started = time.perf_counter()
                 threads = [
-                    threading.Thread(target=worker, args=(base, args.ack_concurrency, acked, lock, finished))
+                    threading.Thread(
+                        target=worker, args=(base, args.ack_concurrency, acked, refused, lock, finished)
+                    )
                     for _ in range(args.workers)
                 ]
                 for thread in threads:
@@ -144,7 +155,8 @@ def main() -> None:
                 print(
                     f"round {round_number}: filled {args.tasks} in {filled:.1f} s; acknowledged all in "
                     f"{elapsed:.2f} s: {rates[-1]:,.0f} tasks/s; none left, none twice; CPU per task: "
-                    f"server {server_us:.0f} µs, worker {worker_us:.0f} µs"
+                    f"server {server_us:.0f} µs, worker {worker_us:.0f} µs; "
+                    f"{len(refused)} leases refused by the 10/s limit"
                 )
         print(f"workers {args.workers}, ack batches of 100 ({args.ack_concurrency} at a time)")
         print(
@@ -153,6 +165,7 @@ def main() -> None:
         )
     finally:
         stop(server)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
