@@ -1,7 +1,10 @@
 """REST CreateTask throughput (durable: SQLite WAL, synchronous=FULL) beside a bare JSON
-echo server on the same HTTP stack, driven by wrk in the same run. A third server, the echo
-that also commits each body to SQLite before answering (bench/durable_log.py), shows the most
-any durable server on this stack reaches here: the target is measured against the bare echo.
+echo server on the same HTTP stack, driven by wrk in the same run. Two more echoes show what
+bounds the ratio: one that also commits each body to SQLite before answering
+(bench/durable_log.py), the most any durable server on this stack reaches; and that one also
+reading the request and answering the task as protobuf JSON (``echo_server.py --protobuf``),
+the most a durable CreateTask on the protobuf messages reaches. The target is measured
+against the bare echo.
 
     python bench/create_task.py [--duration 10] [--connections 32] [--rounds 2]
 
@@ -52,7 +55,7 @@ def run_wrk(url: str, script: Path, duration: int, connections: int) -> tuple[fl
 
 
 def report(round_number: int, what: str, rate: float, total: int, bad: int, latency: str) -> None:
-    print(f"round {round_number}  {what:<10} {rate:8.0f} req/s  ({total} requests, {bad} errors, {latency})")
+    print(f"round {round_number}  {what:<11} {rate:8.0f} req/s  ({total} requests, {bad} errors, {latency})")
 
 
 def main() -> None:
@@ -61,7 +64,7 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of echo, durable echo and tasksd")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the three echoes and tasksd")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -69,51 +72,45 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tasksd-bench-"))
     script = work / "post.lua"
     script.write_text(LUA % BODY)
-    echo_port = free_port()
-    echo = subprocess.Popen([sys.executable, str(HERE / "echo_server.py"), str(echo_port)])
-    floor_port = free_port()
-    floor = subprocess.Popen(
-        [sys.executable, str(HERE / "echo_server.py"), str(floor_port), "--durable", str(work / "floor.db")]
-    )
+    echoes = {  # label → echo_server.py options
+        "echo": [],
+        "echo+fsync": ["--durable", str(work / "floor.db")],
+        "+protobuf": ["--durable", str(work / "floor-pb.db"), "--protobuf"],
+    }
+    ports = {label: free_port() for label in echoes}
+    servers = [
+        subprocess.Popen([sys.executable, str(HERE / "echo_server.py"), str(ports[label]), *options])
+        for label, options in echoes.items()
+    ]
     tasksd, base = start_tasksd(work)
     try:
-        wait_up(f"http://127.0.0.1:{echo_port}/", echo)
-        wait_up(f"http://127.0.0.1:{floor_port}/", floor)
+        for label, server in zip(echoes, servers, strict=True):
+            wait_up(f"http://127.0.0.1:{ports[label]}/", server)
         httpx.post(
             f"{base}/v2beta2/{QUEUE.rsplit('/queues/', 1)[0]}/queues", json={"name": QUEUE, "pullTarget": {}}
         ).raise_for_status()
-        echo_rates: list[float] = []
-        floor_rates: list[float] = []
-        task_rates: list[float] = []
+        urls = {label: f"http://127.0.0.1:{port}/" for label, port in ports.items()}
+        urls["CreateTask"] = f"{base}/v2beta2/{QUEUE}/tasks"
+        rates: dict[str, list[float]] = {label: [] for label in urls}
         acknowledged = 0
         for round_number in range(1, args.rounds + 1):
-            rate, total, bad, latency = run_wrk(
-                f"http://127.0.0.1:{echo_port}/", script, args.duration, args.connections
-            )
-            echo_rates.append(rate)
-            report(round_number, "echo", rate, total, bad, latency)
-            rate, total, bad, latency = run_wrk(
-                f"http://127.0.0.1:{floor_port}/", script, args.duration, args.connections
-            )
-            floor_rates.append(rate)
-            report(round_number, "echo+fsync", rate, total, bad, latency)
-            rate, total, bad, latency = run_wrk(
-                f"{base}/v2beta2/{QUEUE}/tasks", script, args.duration, args.connections
-            )
-            task_rates.append(rate)
-            acknowledged += total - bad
-            report(round_number, "CreateTask", rate, total, bad, latency)
+            for label, url in urls.items():
+                rate, total, bad, latency = run_wrk(url, script, args.duration, args.connections)
+                rates[label].append(rate)
+                report(round_number, label, rate, total, bad, latency)
+            acknowledged += total - bad  # of CreateTask, the last
         stats = httpx.get(f"{base}/v2beta2/{QUEUE}", params={"readMask": "stats"}).json()["stats"]
         stored = int(stats.get("tasksCount", 0))
-        echo_rate, task_rate = statistics.mean(echo_rates), statistics.mean(task_rates)
-        floor_rate = statistics.mean(floor_rates)
+        echo_rate, floor_rate, pb_rate, task_rate = (statistics.mean(r) for r in rates.values())
         print()
         print(f"bare JSON echo (uvicorn+httptools+uvloop):  {echo_rate:9.0f} req/s")
         print(f"echo + one durable insert (WAL, FULL):      {floor_rate:9.0f} req/s")
+        print(f"  + the request and task as protobuf JSON:  {pb_rate:9.0f} req/s")
         print(f"tasksd CreateTask, durable (WAL, FULL):     {task_rate:9.0f} req/s")
         print(f"ratio:                                      {task_rate / echo_rate:9.1%}   (target >= 50%)")
         print(f"durable echo / echo:                        {floor_rate / echo_rate:9.1%}")
-        print(f"tasksd / durable echo:                      {task_rate / floor_rate:9.1%}")
+        print(f"durable protobuf echo / echo:               {pb_rate / echo_rate:9.1%}")
+        print(f"tasksd / durable protobuf echo:             {task_rate / pb_rate:9.1%}")
         print(
             f"tasks stored {stored}, tasks acknowledged by wrk >= {acknowledged - args.connections}"
             " (wrk does not count requests still in flight when it stops)"
@@ -121,7 +118,7 @@ def main() -> None:
         if stored < acknowledged:
             raise SystemExit("FAIL: fewer tasks stored than acknowledged")
     finally:
-        stop(tasksd, echo, floor)
+        stop(tasksd, *servers)
         shutil.rmtree(work, ignore_errors=True)
 
 
