@@ -211,13 +211,13 @@ async def _run_together(calls: list[_Call]) -> list[Reply]:
     assert rpc.many is not None
     try:
         outcomes = await rpc.many([call.request for call in calls])
+        return [
+            rest_error(outcome) if isinstance(outcome, TasksError) else (200, _json(outcome, call.ints))
+            for outcome, call in zip(outcomes, calls, strict=True)
+        ]
     except Exception:  # a bug: log it, never show a traceback to the caller
         log.exception("unhandled error in %s", rpc.name)
         return [rest_error(Internal())] * len(calls)
-    return [
-        rest_error(outcome) if isinstance(outcome, TasksError) else (200, _json(outcome, call.ints))
-        for outcome, call in zip(outcomes, calls, strict=True)
-    ]
 
 
 def _json(response: Message, ints: bool) -> bytes:
