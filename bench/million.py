@@ -75,7 +75,8 @@ async def run(url: str, count: int) -> None:
         task = leased[round_number]
         begin = time.perf_counter()
         assert task.name is not None and task.schedule_time is not None
-        await store.acknowledge_task(task.name, task.schedule_time, at)
+        [refused] = await store.acknowledge_tasks([(task.name, task.schedule_time)], at)
+        assert refused is None, refused
         timings["acknowledge"].append((time.perf_counter() - begin) * 1000)
         begin = time.perf_counter()
         await store.get_task(QUEUE.task(f"t{500_000 + round_number}"), at)

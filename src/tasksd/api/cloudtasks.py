@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import ModuleType
 
 from google.iam.v1 import iam_policy_pb2, policy_pb2
@@ -144,6 +145,11 @@ def _queue_name(value: str, field_name: str) -> QueueName:
 
 def _task_name(value: str, field_name: str = "name") -> TaskName:
     return TaskName.parse(_required(value, field_name), field_name)
+
+
+def _held_lease(request: Message) -> tuple[TaskName, datetime | None]:
+    """The task an acknowledge request names and the schedule time that proves its lease."""
+    return _task_name(request.name), pbx.optional_timestamp(request, "schedule_time", "schedule_time")
 
 
 def _location_name(value: str, field_name: str = "parent") -> LocationName:
@@ -405,21 +411,12 @@ class CloudTasksApi:
         return self._response("LeaseTasks")(tasks=[self.v.task_to_pb(t, view) for t in tasks])
 
     async def AcknowledgeTask(self, request: Message) -> Message:
-        [outcome] = await self.acknowledge_tasks([request])
-        if isinstance(outcome, TasksError):
-            raise outcome
-        return outcome
+        await self.service.acknowledge_task(*_held_lease(request))
+        return _EMPTY
 
     async def acknowledge_tasks(self, requests: list[Message]) -> list[Message | TasksError]:
         """AcknowledgeTask for many requests at once (one HTTP batch): one store transaction."""
-        outcomes = await settle(
-            requests,
-            lambda request: (
-                _task_name(request.name),
-                pbx.optional_timestamp(request, "schedule_time", "schedule_time"),
-            ),
-            self.service.acknowledge_tasks,
-        )
+        outcomes = await settle(requests, _held_lease, self.service.acknowledge_tasks)
         return [_EMPTY if outcome is None else outcome for outcome in outcomes]
 
     async def RenewLease(self, request: Message) -> Message:

@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -132,21 +132,21 @@ class RestApp:
         replies = [call if isinstance(call, tuple) else (0, b"") for call in calls]
         # The inner requests run concurrently; those of an RPC with a handler for many
         # requests (acknowledge) run through it together: one store transaction.
-        together: dict[int, list[int]] = {}
-        alone: list[int] = []
+        together: dict[int, list[tuple[int, _Call]]] = {}
+        alone: list[tuple[int, _Call]] = []
         for index, call in enumerate(calls):
             if isinstance(call, _Call):
-                (together.setdefault(id(call.rpc), []) if call.rpc.many else alone).append(index)
+                (together.setdefault(id(call.rpc), []) if call.rpc.many else alone).append((index, call))
 
-        async def run_together(indexes: list[int]) -> None:
-            answers = await _run_together([cast(_Call, calls[i]) for i in indexes])
-            for index, reply in zip(indexes, answers, strict=True):
+        async def run_together(group: list[tuple[int, _Call]]) -> None:
+            answers = await _run_together([call for _, call in group])
+            for (index, _), reply in zip(group, answers, strict=True):
                 replies[index] = reply
 
-        async def run_alone(index: int) -> None:
-            replies[index] = await _run(cast(_Call, calls[index]))
+        async def run_alone(index: int, call: _Call) -> None:
+            replies[index] = await _run(call)
 
-        await asyncio.gather(*map(run_together, together.values()), *map(run_alone, alone))
+        await asyncio.gather(*map(run_together, together.values()), *(run_alone(*one) for one in alone))
         payload, boundary = render_batch(requests, replies)
         return 200, payload, f"multipart/mixed; boundary={boundary}".encode()
 
