@@ -15,6 +15,7 @@ from tasksd.model.names import LocationName, QueueName
 from tasksd.model.queue import Queue, QueueKind, RateLimits, RetryConfig
 from tasksd.model.task import HttpRequest, PullMessage, Task
 from tasksd.service import ServiceSettings, TasksService
+from tasksd.service import tasks as tasks_rules
 from tasksd.service.queues import apply_mask, complete_queue, default_burst_size
 
 Run = Callable[[Awaitable[Any]], Any]
@@ -139,3 +140,38 @@ def test_update_mask_applies_only_named_fields() -> None:
     assert merged.retry_config.max_attempts == 100
     with pytest.raises(InvalidArgument, match="colour"):
         apply_mask(stored, given, ["colour"])
+
+
+def test_generated_ids_are_twenty_digits_in_creation_order(
+    service: TasksService, clock: FakeClock, run: Run
+) -> None:
+    run(service.create_queue(PARENT, pull_queue()))
+    ids = []
+    for step in range(50):
+        if step % 10 == 0:
+            clock.advance(timedelta(microseconds=1))  # several ids share a microsecond
+        ids.append(run(service.create_task(Q, Task(name=None, payload=PullMessage()))).name.task)
+    assert all(len(task_id) == 20 and task_id.isdigit() for task_id in ids)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    listed = run(service.list_tasks(Q, 100, ""))
+    assert [task.name.task for task in listed.items] == ids
+
+
+def test_a_generated_id_made_elsewhere_too_is_replaced(
+    service: TasksService, clock: FakeClock, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(service.create_queue(PARENT, pull_queue()))
+    taken = run(service.create_task(Q, Task(name=None, payload=PullMessage()))).name.task
+    deleted = run(service.create_task(Q, Task(name=None, payload=PullMessage()))).name.task
+    run(service.delete_task(Q.task(deleted)))
+    # Another node's ids: the live one, then the tombstoned one, then a free one.
+    offered = iter([taken, deleted, "1" + "0" * 19])
+    monkeypatch.setattr(tasks_rules, "new_task_id", lambda now: next(offered))
+    created = run(service.create_task(Q, Task(name=None, payload=PullMessage())))
+    assert created.name.task == "1" + "0" * 19
+    # A name the caller chose is never replaced.
+    with pytest.raises(AlreadyExists):
+        run(service.create_task(Q, Task(name=Q.task(taken), payload=PullMessage())))
+    monkeypatch.setattr(tasks_rules, "new_task_id", lambda now: taken)
+    with pytest.raises(AlreadyExists):
+        run(service.create_task(Q, Task(name=None, payload=PullMessage())))

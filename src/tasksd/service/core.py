@@ -31,7 +31,7 @@ from tasksd.service import iam, leases
 from tasksd.service.batches import OPERATION_KEEP, BatchResult, check_kms_key, cmek_meta_key
 from tasksd.service.paging import check_page_size, make_token, read_token
 from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
-from tasksd.service.tasks import prepare_task
+from tasksd.service.tasks import GENERATED_ID_TRIES, prepare_task
 from tasksd.store.base import Lease, LimitState, Store
 from tasksd.targets.http import apply_uri_override
 
@@ -221,9 +221,16 @@ class TasksService:
     async def create_task(self, parent: QueueName, task: Task) -> Task:
         """Raises: QueueNotFound, InvalidArgument, AlreadyExists."""
         now = self.clock.now()
-        created = await self.store.insert_task(
-            parent, lambda queue: prepare_task(queue, parent, task, now), now
-        )
+        for tries_left in reversed(range(GENERATED_ID_TRIES)):
+            try:
+                created = await self.store.insert_task(
+                    parent, lambda queue: prepare_task(queue, parent, task, now), now
+                )
+                break
+            except AlreadyExists:
+                # A generated id another node made too (see TaskIds): make a new one.
+                if task.name is not None or not tries_left:
+                    raise
         if self.dispatcher is not None and not isinstance(created.payload, PullMessage):
             self.dispatcher.notify(parent)
         return created
