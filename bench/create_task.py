@@ -8,8 +8,10 @@ against the bare echo.
 
     python bench/create_task.py [--duration 10] [--connections 32] [--rounds 2]
 
-Needs wrk (Debian package ``wrk``). Prints each round, then both rates and their ratio, and
-checks that every task a 200 acknowledged is in the store.
+Needs wrk (Debian package ``wrk``). Prints each round with the CPU time each server spent per
+request (from /proc: the servers are single processes, so a ratio of rates is bounded by the
+ratio of these), then the rates and their ratio, and checks that every task a 200
+acknowledged is in the store.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from support import free_port, start_tasksd, stop, wait_up
+from support import cpu_seconds, free_port, start_tasksd, stop, wait_up
 
 BODY = '{"task": {"pullMessage": {"payload": "aGVsbG8gd29ybGQ=", "tag": "bench"}}}'
 QUEUE = "projects/bench/locations/us-central1/queues/create"
@@ -55,8 +57,13 @@ def run_wrk(url: str, script: Path, duration: int, connections: int) -> tuple[fl
     return rate, total, int(bad.group(1)) if bad else 0, latency
 
 
-def report(round_number: int, what: str, rate: float, total: int, bad: int, latency: str) -> None:
-    print(f"round {round_number}  {what:<11} {rate:8.0f} req/s  ({total} requests, {bad} errors, {latency})")
+def report(
+    round_number: int, what: str, rate: float, total: int, bad: int, latency: str, cpu_us: float
+) -> None:
+    print(
+        f"round {round_number}  {what:<11} {rate:8.0f} req/s  {cpu_us:4.0f} µs server CPU/request"
+        f"  ({total} requests, {bad} errors, {latency})"
+    )
 
 
 def main() -> None:
@@ -92,22 +99,34 @@ def main() -> None:
         ).raise_for_status()
         urls = {label: f"http://127.0.0.1:{port}/" for label, port in ports.items()}
         urls["CreateTask"] = f"{base}/v2beta2/{QUEUE}/tasks"
+        pids = {label: server.pid for label, server in zip(echoes, servers, strict=True)}
+        pids["CreateTask"] = tasksd.pid
         rates: dict[str, list[float]] = {label: [] for label in urls}
+        cpus: dict[str, list[float]] = {label: [] for label in urls}
         acknowledged = 0
         for round_number in range(1, args.rounds + 1):
             for label, url in urls.items():
+                cpu_before = cpu_seconds(pids[label])
                 rate, total, bad, latency = run_wrk(url, script, args.duration, args.connections)
+                cpu_us = (cpu_seconds(pids[label]) - cpu_before) / max(total, 1) * 1e6
                 rates[label].append(rate)
-                report(round_number, label, rate, total, bad, latency)
+                cpus[label].append(cpu_us)
+                report(round_number, label, rate, total, bad, latency, cpu_us)
             acknowledged += total - bad  # of CreateTask, the last
         stats = httpx.get(f"{base}/v2beta2/{QUEUE}", params={"readMask": "stats"}).json()["stats"]
         stored = int(stats.get("tasksCount", 0))
         echo_rate, floor_rate, pb_rate, task_rate = (statistics.mean(r) for r in rates.values())
+        cpu = {label: statistics.median(c) for label, c in cpus.items()}
         print()
-        print(f"bare JSON echo (uvicorn+httptools+uvloop):  {echo_rate:9.0f} req/s")
-        print(f"echo + one durable insert (WAL, FULL):      {floor_rate:9.0f} req/s")
-        print(f"  + the request and task as protobuf JSON:  {pb_rate:9.0f} req/s")
-        print(f"tasksd CreateTask, durable (WAL, FULL):     {task_rate:9.0f} req/s")
+        print("(rates: means of the rounds; server CPU per request: medians)")
+        for label, text in (
+            ("echo", "bare JSON echo (uvicorn+httptools+uvloop):"),
+            ("echo+fsync", "echo + one durable insert (WAL, FULL):"),
+            ("+protobuf", "  + the request and task as protobuf JSON:"),
+            ("CreateTask", "tasksd CreateTask, durable (WAL, FULL):"),
+        ):
+            rate = statistics.mean(rates[label])
+            print(f"{text:<43} {rate:9.0f} req/s  {cpu[label]:4.0f} µs CPU/request")
         print(f"ratio:                                      {task_rate / echo_rate:9.1%}   (target >= 50%)")
         print(f"durable echo / echo:                        {floor_rate / echo_rate:9.1%}")
         print(f"durable protobuf echo / echo:               {pb_rate / echo_rate:9.1%}")
