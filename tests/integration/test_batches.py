@@ -4,6 +4,7 @@ configuration, through google-cloud-tasks v2 and v2beta3 over REST and gRPC."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -95,6 +96,25 @@ def test_batch_create_retry_with_the_same_request_id_creates_nothing_more(
         t.name for t in again.result(timeout=30).tasks
     ]
     assert len(list(gapic_v2.list_tasks(parent=paused_queue))) == 1
+
+
+def test_racing_retries_with_the_same_request_id_run_the_batch_once(gapic_v2: Any, paused_queue: str) -> None:
+    """Retries sent while the first call still runs get its operation (running, which the client
+    polls until done) instead of creating the tasks again under new generated names."""
+    request = {
+        "parent": paused_queue,
+        "requests": [
+            {"parent": paused_queue, "task": _http_task(f"https://example.com/{i}")} for i in range(100)
+        ],
+        "request_id": str(uuid.uuid4()),
+    }
+    with ThreadPoolExecutor(6) as pool:
+        operations = list(pool.map(lambda _: gapic_v2.batch_create_tasks(request=request), range(6)))
+        results = list(pool.map(lambda operation: operation.result(timeout=30), operations))
+    names = [t.name for t in results[0].tasks]
+    assert len(names) == 100
+    assert all([t.name for t in result.tasks] == names for result in results)
+    assert len(list(gapic_v2.list_tasks(request={"parent": paused_queue, "page_size": 1000}))) == 100
 
 
 def test_batch_create_refuses_a_bad_batch_whole(gapic_v2: Any, paused_queue: str) -> None:

@@ -231,17 +231,26 @@ def test_acknowledgements_of_one_call_succeed_or_fail_alone(store: SqliteStore, 
             run(add(store, make_task(task_id), NOW))
 
 
-def test_operations_are_kept_once_and_forgotten_when_they_expire(store: SqliteStore, run: Run) -> None:
+def test_operations_are_begun_once_and_forgotten_when_they_expire(store: SqliteStore, run: Run) -> None:
     name = "projects/p/locations/l/operations/op"
-    keep = timedelta(days=1)
+    running, keep = timedelta(minutes=10), timedelta(days=1)
     assert run(store.get_operation(name, NOW)) is None
-    assert run(store.add_operation(name, b"first", NOW, keep)) == b"first"
-    # A second operation of the same name (a retry) is not kept: the first one is answered.
-    assert run(store.add_operation(name, b"second", NOW, keep)) == b"first"
-    assert run(store.get_operation(name, NOW + keep - timedelta(seconds=1))) == b"first"
+    assert run(store.begin_operation(name, b"first running", NOW, running)) is None
+    # A second operation of the same name (a retry) is not begun: the first one is answered.
+    assert run(store.begin_operation(name, b"second running", NOW, running)) == b"first running"
+    run(store.end_operation(name, b"first done", NOW, keep))
+    assert run(store.begin_operation(name, b"third running", NOW, running)) == b"first done"
+    assert run(store.get_operation(name, NOW + keep - timedelta(seconds=1))) == b"first done"
     assert run(store.get_operation(name, NOW + keep)) is None
-    run(store.sweep(NOW + keep))
-    assert run(store.add_operation(name, b"third", NOW + keep, keep)) == b"third"
+    # Expired but not swept yet: a new one of that name begins.
+    assert run(store.begin_operation(name, b"fourth running", NOW + keep, running)) is None
+    assert run(store.get_operation(name, NOW + keep)) == b"fourth running"
+    # One that failed as a whole is forgotten at once.
+    run(store.end_operation(name, None, NOW + keep, keep))
+    assert run(store.get_operation(name, NOW + keep)) is None
+    assert run(store.begin_operation(name, b"fifth running", NOW + keep, running)) is None
+    run(store.sweep(NOW + keep + running))
+    assert run(store.get_operation(name, NOW + keep + running)) is None
 
 
 def test_meta_values(store: SqliteStore, run: Run) -> None:

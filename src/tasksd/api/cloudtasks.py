@@ -5,7 +5,7 @@ both call these handlers."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import ModuleType
@@ -314,25 +314,25 @@ class CloudTasksApi:
                     f"requests[{index}].parent {inner.parent!r} is not the batch's parent "
                     f"{request.parent!r}: all the tasks of a batch go to one queue."
                 )
-        name, kept = await self._start_batch(parent, request.request_id)
-        if kept is not None:
-            return kept
-        tasks: list[Task | TasksError] = []
-        for index, inner in enumerate(request.requests):
-            try:
-                if not inner.HasField("task"):
-                    raise InvalidArgument(f"requests[{index}].task is required.")
-                tasks.append(self.v.task_from_pb(inner.task, parent))
-            except TasksError as error:
-                tasks.append(error)
-        result = await self.service.batch_create_tasks(parent, tasks)
-        created = [
-            self.v.task_to_pb(task, self.v.view_from_pb(inner.response_view))
-            for task, inner in zip(result.results, request.requests, strict=True)
-            if not isinstance(task, TasksError)
-        ]
-        response = self.v.types["BatchCreateTasksResponse"](tasks=created)
-        return await self._finish(name, result, self.v.types["BatchCreateTasksMetadata"], response)
+
+        async def run() -> tuple[BatchResult[Task], Message]:
+            tasks: list[Task | TasksError] = []
+            for index, inner in enumerate(request.requests):
+                try:
+                    if not inner.HasField("task"):
+                        raise InvalidArgument(f"requests[{index}].task is required.")
+                    tasks.append(self.v.task_from_pb(inner.task, parent))
+                except TasksError as error:
+                    tasks.append(error)
+            result = await self.service.batch_create_tasks(parent, tasks)
+            created = [
+                self.v.task_to_pb(task, self.v.view_from_pb(inner.response_view))
+                for task, inner in zip(result.results, request.requests, strict=True)
+                if not isinstance(task, TasksError)
+            ]
+            return result, self.v.types["BatchCreateTasksResponse"](tasks=created)
+
+        return await self._batch(parent, request.request_id, self.v.types["BatchCreateTasksMetadata"], run)
 
     async def BatchDeleteTasks(self, request: Message) -> Message:
         parent = _queue_name(request.parent, "parent")
@@ -343,33 +343,52 @@ class CloudTasksApi:
                 raise InvalidArgument(
                     f"names[{index}] {task.path!r} is not a task of the batch's parent {parent.path!r}."
                 )
-        name, kept = await self._start_batch(parent, request.request_id)
-        if kept is not None:
-            return kept
-        result = await self.service.batch_delete_tasks(names)
-        return await self._finish(name, result, self.v.types["BatchDeleteTasksMetadata"], _EMPTY)
 
-    async def _start_batch(
-        self, parent: QueueName, request_id: str
-    ) -> tuple[OperationName, operations_pb2.Operation | None]:
-        """The name of a batch's operation, and the operation itself when it is kept already (a
-        retry: the batch is done); otherwise checks that this version sees the queue."""
+        async def run() -> tuple[BatchResult[None], Message]:
+            return await self.service.batch_delete_tasks(names), _EMPTY
+
+        return await self._batch(parent, request.request_id, self.v.types["BatchDeleteTasksMetadata"], run)
+
+    async def _batch(
+        self,
+        parent: QueueName,
+        request_id: str,
+        metadata_type: type[Message],
+        run: Callable[[], Awaitable[tuple[BatchResult[Task] | BatchResult[None], Message]]],
+    ) -> operations_pb2.Operation:
+        """Run a batch as a long-running operation named after its request_id, and answer the
+        operation done. A retry with the same request_id runs nothing: it gets the operation
+        kept, done or (while the first call still runs it) running, which clients then poll
+        with GetOperation. A batch for a queue this version does not see is NOT_FOUND."""
         name = _operation_name(parent.parent, request_id)
         kept = await self.service.get_operation(name)
+        if kept is None:
+            await self._visible_queue(parent)
+            metadata = metadata_type(state=metadata_type.State.Value("RUNNING"))
+            pbx.set_timestamp(metadata.start_time, self.service.clock.now())
+            running = operations_pb2.Operation(name=name.path)
+            running.metadata.Pack(metadata)
+            kept = await self.service.begin_operation(name, running.SerializeToString())
         if kept is not None:
-            return name, operations_pb2.Operation.FromString(kept)
-        await self._visible_queue(parent)
-        return name, None
+            return operations_pb2.Operation.FromString(kept)
+        try:
+            result, response = await run()
+        except BaseException:
+            await self.service.end_operation(name, None)
+            raise
+        done = self._done(name, result, metadata_type, response)
+        await self.service.end_operation(name, done.SerializeToString())
+        return done
 
-    async def _finish(
+    def _done(
         self,
         name: OperationName,
         result: BatchResult[Task] | BatchResult[None],
         metadata_type: type[Message],
         response: Message,
-    ) -> Message:
+    ) -> operations_pb2.Operation:
         """The done operation of a batch: its response, and metadata with the batch's times, its
-        state and each failed request's status by index; kept so that it can be fetched again."""
+        state and each failed request's status by index."""
         metadata = metadata_type()
         pbx.set_timestamp(metadata.start_time, result.start_time)
         pbx.set_timestamp(metadata.end_time, result.end_time)
@@ -382,8 +401,7 @@ class CloudTasksApi:
         operation = operations_pb2.Operation(name=name.path, done=True)
         operation.metadata.Pack(metadata)
         operation.response.Pack(response)
-        kept = await self.service.keep_operation(name, operation.SerializeToString())
-        return operations_pb2.Operation.FromString(kept)
+        return operation
 
     async def GetCmekConfig(self, request: Message) -> Message:
         location = config_location(request.name, "name", "cmekConfig")

@@ -20,6 +20,10 @@ MAX_BATCH_DELETE = 1000
 OPERATION_KEEP = timedelta(days=1)
 """How long a finished operation can be fetched again (GetOperation, or a retry that gives the
 same request_id)."""
+RUNNING_OPERATION_KEEP = timedelta(minutes=10)
+"""How long the operation of a batch that has started is answered as running. A batch takes
+well under a second; one whose server stopped midway is forgotten after this, so that a retry
+runs it again."""
 
 _KMS_KEY = re.compile(r"projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+")
 

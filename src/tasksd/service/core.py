@@ -28,7 +28,13 @@ from tasksd.model.names import LocationName, OperationName, ProjectName, QueueNa
 from tasksd.model.queue import HttpMethod, Queue, QueueKind, QueueState, QueueStats
 from tasksd.model.task import HttpRequest, PullMessage, Task
 from tasksd.service import iam, leases
-from tasksd.service.batches import OPERATION_KEEP, BatchResult, check_kms_key, cmek_meta_key
+from tasksd.service.batches import (
+    OPERATION_KEEP,
+    RUNNING_OPERATION_KEEP,
+    BatchResult,
+    check_kms_key,
+    cmek_meta_key,
+)
 from tasksd.service.paging import check_page_size, make_token, read_token
 from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
 from tasksd.service.tasks import GENERATED_ID_TRIES, prepare_task
@@ -316,10 +322,16 @@ class TasksService:
                 raise result
         return results  # type: ignore[return-value]
 
-    async def keep_operation(self, name: OperationName, body: bytes) -> bytes:
-        """Keep a finished operation for OPERATION_KEEP; when one of that name is kept already
-        (a retry with the same request_id), it is the one answered."""
-        return await self.store.add_operation(name.path, body, self.clock.now(), OPERATION_KEEP)
+    async def begin_operation(self, name: OperationName, body: bytes) -> bytes | None:
+        """Keep a batch's operation while it runs (for RUNNING_OPERATION_KEEP): None when the
+        caller is to run the batch, else the operation of that name kept already (a retry with
+        the same request_id, of a batch running or done)."""
+        return await self.store.begin_operation(name.path, body, self.clock.now(), RUNNING_OPERATION_KEEP)
+
+    async def end_operation(self, name: OperationName, body: bytes | None) -> None:
+        """Keep the finished operation for OPERATION_KEEP; None forgets it (its batch failed as a
+        whole: a retry runs it again)."""
+        await self.store.end_operation(name.path, body, self.clock.now(), OPERATION_KEEP)
 
     async def get_operation(self, name: OperationName) -> bytes | None:
         return await self.store.get_operation(name.path, self.clock.now())

@@ -206,9 +206,14 @@ class Store(Protocol):
     async def put_meta(self, key: str, value: bytes) -> None:
         """Set a server-wide value."""
 
-    async def add_operation(self, name: str, body: bytes, now: datetime, keep: timedelta) -> bytes:
-        """Keep a finished long-running operation (its encoded ``google.longrunning.Operation``)
-        for ``keep``, unless one of that name is kept already; answer the one kept."""
+    async def begin_operation(self, name: str, body: bytes, now: datetime, keep: timedelta) -> bytes | None:
+        """Keep a long-running operation just started (its encoded
+        ``google.longrunning.Operation``) for ``keep``, unless one of that name is kept already:
+        None when this one was kept (the caller runs it), else the one kept."""
+
+    async def end_operation(self, name: str, body: bytes | None, now: datetime, keep: timedelta) -> None:
+        """Replace a begun operation with its finished form, kept for ``keep``; None forgets it
+        (it failed as a whole, so that a retry runs it again)."""
 
     async def get_operation(self, name: str, now: datetime) -> bytes | None:
         """A kept operation, or None."""

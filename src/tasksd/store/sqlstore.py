@@ -635,14 +635,24 @@ class SqlStore:
 
     # -- long-running operations -------------------------------------------------------
 
-    async def add_operation(self, name: str, body: bytes, now: datetime, keep: timedelta) -> bytes:
-        until_us = codec.to_us(now + keep)
+    async def begin_operation(self, name: str, body: bytes, now: datetime, keep: timedelta) -> bytes | None:
+        now_us = codec.to_us(now)
 
-        def job(conn: Db) -> bytes:
-            conn.q("add_operation", (name, body, until_us))
-            return bytes(conn.q("get_operation", (name, codec.to_us(now))).fetchone()[0])
+        def job(conn: Db) -> bytes | None:
+            if conn.q("begin_operation", (name, body, codec.to_us(now + keep), now_us)).rowcount:
+                return None
+            return bytes(conn.q("get_operation", (name, now_us)).fetchone()[0])
 
         return await self._write(job, checks_first=True)
+
+    async def end_operation(self, name: str, body: bytes | None, now: datetime, keep: timedelta) -> None:
+        def job(conn: Db) -> None:
+            if body is None:
+                conn.q("forget_operation", (name,))
+            else:
+                conn.q("end_operation", (body, codec.to_us(now + keep), name))
+
+        await self._write(job, checks_first=True)
 
     async def get_operation(self, name: str, now: datetime) -> bytes | None:
         found = await self._read(lambda conn: conn.q("get_operation", (name, codec.to_us(now))).fetchone())

@@ -233,9 +233,20 @@ ON CONFLICT (queue) DO UPDATE SET tokens = EXCLUDED.tokens, updated_us = EXCLUDE
 -- Set a server-wide value.
 INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
 
--- add_operation --
--- A finished operation, unless one of that name is kept already.
-INSERT INTO operations (name, body, expire_us) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING
+-- begin_operation --
+-- A started operation, unless a live one of that name is kept (one past its keeping time but
+-- not swept yet is replaced).
+INSERT INTO operations (name, body, expire_us) VALUES (%s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET body = excluded.body, expire_us = excluded.expire_us
+WHERE operations.expire_us <= %s
+
+-- end_operation --
+-- The finished form of a started operation.
+UPDATE operations SET body = %s, expire_us = %s WHERE name = %s
+
+-- forget_operation --
+-- An operation that failed as a whole.
+DELETE FROM operations WHERE name = %s
 
 -- get_operation --
 -- A kept operation.

@@ -219,9 +219,20 @@ INSERT OR REPLACE INTO lease_buckets (queue, tokens, updated_us) VALUES (?, ?, ?
 -- Set a server-wide value.
 INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)
 
--- add_operation --
--- A finished operation, unless one of that name is kept already.
-INSERT INTO operations (name, body, expire_us) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING
+-- begin_operation --
+-- A started operation, unless a live one of that name is kept (one past its keeping time but
+-- not swept yet is replaced).
+INSERT INTO operations (name, body, expire_us) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET body = excluded.body, expire_us = excluded.expire_us
+WHERE operations.expire_us <= ?
+
+-- end_operation --
+-- The finished form of a started operation.
+UPDATE operations SET body = ?, expire_us = ? WHERE name = ?
+
+-- forget_operation --
+-- An operation that failed as a whole.
+DELETE FROM operations WHERE name = ?
 
 -- get_operation --
 -- A kept operation.
