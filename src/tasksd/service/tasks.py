@@ -6,9 +6,10 @@ import re
 import secrets
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from tasksd.clock import to_us
 from tasksd.model.errors import InvalidArgument
 from tasksd.model.names import QueueName
 from tasksd.model.queue import HttpMethod, Queue, QueueKind, with_host
@@ -41,16 +42,13 @@ class TaskIds:
     new one (``create_task``)."""
 
     BASE = 10**19
-    _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
     def __init__(self) -> None:
         self._last = 0
         self._lock = threading.Lock()
 
     def next(self, now: datetime) -> str:
-        delta = now - self._EPOCH
-        micros = max((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds, 0)
-        candidate = self.BASE + micros * 10_000 + secrets.randbelow(10_000)
+        candidate = self.BASE + max(to_us(now), 0) * 10_000 + secrets.randbelow(10_000)
         with self._lock:  # stores may call prepare_task on their own threads
             self._last = max(candidate, self._last + 1)
             return str(self._last)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 
+from tasksd.clock import EPOCH
+from tasksd.clock import to_us as to_us  # codec.to_us: the store's time columns
 from tasksd.model.iam import Policy
 from tasksd.model.names import QueueName
 from tasksd.model.queue import Queue, RetryConfig
@@ -25,20 +27,12 @@ from tasksd.model.task import (
     TaskStatus,
 )
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 KIND_PULL, KIND_APP_ENGINE, KIND_HTTP = 0, 1, 2
 _PAYLOAD_TYPES: dict[int, type[PullMessage] | type[AppEngineHttpRequest] | type[HttpRequest]] = {
     KIND_PULL: PullMessage,
     KIND_APP_ENGINE: AppEngineHttpRequest,
     KIND_HTTP: HttpRequest,
 }
-
-
-def to_us(value: datetime) -> int:
-    """Microseconds since the epoch."""
-    delta = value - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def from_us(value: int) -> datetime:

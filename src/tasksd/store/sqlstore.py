@@ -564,14 +564,13 @@ class SqlStore:
         def job(conn: Db) -> None:
             done: list[tuple[int, str, int]] = []
             tombstones: list[tuple[int, int, str, int]] = []
-            now_us = codec.to_us(now)
             for one in finished:
                 row = _find_queue(conn, one.name.queue_name)
                 if row is None:
                     continue
                 started_us = codec.to_us(one.started)
                 if one.result.next_schedule_time is None:
-                    until = now_us + _ttls(codec.decode_queue(row[1]))[1]
+                    until = _tombstone_until(codec.decode_queue(row[1]), now)
                     done.append((row[0], one.name.task, started_us))
                     tombstones.append((until, row[0], one.name.task, started_us))
                 else:
