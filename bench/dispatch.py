@@ -109,9 +109,11 @@ def dispatch_round(bench: Bench, tasks: int, pid: int) -> tuple[float, float]:
 
 
 def bare_round(bench: Bench, tasks: int) -> tuple[float, float]:
-    """Requests per second of a bare loop on tasksd's own sender (aiohttp, its connection
-    limit, uvloop as the server runs) sending the requests tasksd sends: same method, URL,
-    User-Agent and X-CloudTasks-* headers, no body — everything but the engine."""
+    """Requests per second of a bare loop on tasksd's own HTTP client stack (the aiohttp
+    session and call of ``Sender.request``, uvloop as the server runs) sending the requests
+    tasksd sends: same method, URL, User-Agent and X-CloudTasks-* headers, no body — from as
+    many client loops as tasksd keeps connections to one host. Everything but the engine,
+    which includes the sender's lanes."""
     from tasksd.cli import tune_gc
     from tasksd.targets.outbound import Outbound
     from tasksd.targets.sender import CONNECTIONS_PER_HOST, Sender
@@ -137,7 +139,7 @@ def bare_round(bench: Bench, tasks: int) -> tuple[float, float]:
 
         async def loop() -> None:
             for i in todo:
-                reply = await sender.send(outbound(i), 600)
+                reply = await sender.request(outbound(i), 600)
                 assert reply.status == 200, reply
 
         begin, cpu = time.perf_counter(), time.process_time()

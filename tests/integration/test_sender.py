@@ -59,6 +59,31 @@ def test_deadline_starts_when_a_connection_is_free(sink: Sink) -> None:
     assert len(sink.on("/queued")) == 6
 
 
+def test_stop_sending_abandons_waiting_and_running_attempts(sink: Sink) -> None:
+    """What a stopping dispatcher relies on: nothing waiting is sent after stop_sending, and
+    no callback comes for an abandoned attempt; the sender still works afterwards."""
+    sink.script("/stopped", Answer(200, delay_s=0.5))
+    sink.script("/after", Answer(200))
+
+    async def attempts() -> tuple[list[Reply], Reply]:
+        sender = Sender(connections_per_host=1)
+        replies: list[Reply] = []
+        try:
+            for _ in range(3):
+                sender.submit(post(sink.url + "/stopped"), 5, replies.append)
+            await asyncio.sleep(0.2)  # the first is in flight, two wait for its connection
+            await sender.stop_sending()
+            await asyncio.sleep(0.6)
+            return replies, await sender.send(post(sink.url + "/after"), deadline_s=5)
+        finally:
+            await sender.close()
+
+    abandoned, after = asyncio.run(attempts())
+    assert abandoned == []
+    assert len(sink.on("/stopped")) == 1
+    assert after.status == 200
+
+
 def test_allow_list_and_connection_errors(sink: Sink) -> None:
     async def attempts() -> tuple[Reply, Reply]:
         sender = Sender(allowed_hosts=frozenset({"localhost"}))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from dataclasses import replace
@@ -32,7 +33,7 @@ from tasksd.model.task import AppEngineHttpRequest, AttemptResult, HttpRequest, 
 from tasksd.store.base import Finished, Store
 from tasksd.targets.appengine import AppEngineUrls, app_engine_outbound
 from tasksd.targets.http import http_outbound
-from tasksd.targets.outbound import History
+from tasksd.targets.outbound import History, Outbound
 from tasksd.targets.sender import Reply, Sender
 from tasksd.targets.tokens import TokenIssuer
 
@@ -97,7 +98,6 @@ class Dispatcher:
         self.ownership_ttl = ownership_ttl
         self._workers: dict[str, _QueueWorker] = {}
         self._acquiring: dict[str, asyncio.Task[None]] = {}
-        self._attempts: set[asyncio.Task[None]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._finished: list[Finished] = []
         self._recording: set[asyncio.Task[None]] = set()
@@ -107,12 +107,13 @@ class Dispatcher:
 
     async def stop(self) -> None:
         tasks = [t for t in (self._supervisor, *(w.task for w in self._workers.values())) if t]
-        tasks += [*self._attempts, *self._acquiring.values()]
+        tasks += [*self._acquiring.values()]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.sender.stop_sending()
         self._record()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._recording)
@@ -173,22 +174,38 @@ class Dispatcher:
             await asyncio.sleep(self.poll_interval_s)
 
     def _spawn(self, queue: Queue, task: Task, worker: _QueueWorker | None) -> None:
-        attempt = asyncio.create_task(self._attempt(queue, task, worker))
-        self._attempts.add(attempt)
-        attempt.add_done_callback(self._attempts.discard)
+        """Hand the claimed task's attempt to the sender; ``_replied`` records how it ended."""
+        assert task.name is not None
+        replied = functools.partial(self._replied, queue, task, worker)
+        try:
+            outbound = self._outbound(queue, task)
+        except Exception:
+            log.exception("attempt of %s failed unexpectedly; it is retried after a restart", task.name.path)
+            if worker is not None:
+                worker.attempt_done()
+            return
+        if outbound is None:
+            asyncio.get_running_loop().call_soon(replied, Reply(0, "Pull tasks are not dispatched."))
+            return
+        self.sender.submit(outbound, (task.dispatch_deadline or DEFAULT_DEADLINE).total_seconds(), replied)
 
-    async def _attempt(self, queue: Queue, task: Task, worker: _QueueWorker | None) -> None:
+    def _outbound(self, queue: Queue, task: Task) -> Outbound | None:
+        history = History.of(task)
+        if isinstance(task.payload, HttpRequest):
+            return http_outbound(task, queue, history, self.tokens)
+        if isinstance(task.payload, AppEngineHttpRequest):
+            return app_engine_outbound(task, queue, history, self.app_engine)
+        return None
+
+    def _replied(self, queue: Queue, task: Task, worker: _QueueWorker | None, reply: Reply) -> None:
         assert task.name is not None and task.status.last_attempt is not None
         started = task.status.last_attempt.dispatch_time
         assert started is not None
         try:
-            reply = await self._send(queue, task)
             result = self._result(queue, task, reply, self.clock.now())
             self._finish(Finished(task.name, started, result))
             if worker is not None:
                 worker.observe(task, reply)
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.exception("attempt of %s failed unexpectedly; it is retried after a restart", task.name.path)
         finally:
@@ -218,17 +235,6 @@ class Dispatcher:
             log.exception(
                 "could not record %d finished attempts; they are sent again after a restart", len(batch)
             )
-
-    async def _send(self, queue: Queue, task: Task) -> Reply:
-        history = History.of(task)
-        deadline = (task.dispatch_deadline or DEFAULT_DEADLINE).total_seconds()
-        if isinstance(task.payload, HttpRequest):
-            outbound = http_outbound(task, queue, history, self.tokens)
-        elif isinstance(task.payload, AppEngineHttpRequest):
-            outbound = app_engine_outbound(task, queue, history, self.app_engine)
-        else:
-            return Reply(0, "Pull tasks are not dispatched.")
-        return await self.sender.send(outbound, deadline)
 
     @staticmethod
     def _result(queue: Queue, task: Task, reply: Reply, now: datetime) -> AttemptResult:
