@@ -77,6 +77,7 @@ def test_http_target_headers_over_503_404_200(api: Any, sink: Sink) -> None:
     assert [h["X-CloudTasks-TaskRetryCount"] for h in seen] == ["0", "1", "2"]
     assert [h["X-CloudTasks-TaskExecutionCount"] for h in seen] == ["0", "0", "1"]
     assert [h.get("X-CloudTasks-TaskPreviousResponse") for h in seen] == [None, "503", "404"]
+    assert [h.get("X-CloudTasks-TaskRetryReason") for h in seen] == [None, "", ""]
     assert all(h["X-CloudTasks-QueueName"] == queue.rsplit("/", 1)[1] for h in seen)
     assert all(h["X-CloudTasks-TaskName"] == "hdr" for h in seen)
     assert all(h["User-Agent"] == "Google-Cloud-Tasks" and h["X-Mine"] == "1" for h in seen)

@@ -88,7 +88,7 @@ class Task:
     retry_config: RetryConfig | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AttemptResult:
     """How a dispatched attempt ended, and what happens to the task next."""
 

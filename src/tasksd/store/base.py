@@ -58,7 +58,7 @@ class Claim:
     next_due: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finished:
     """How one attempt ended: the task, when its attempt started, and the result."""
 

@@ -57,6 +57,10 @@ class _Options:
     retry_config: RetryConfig | None = None
 
 
+_NO_ATTEMPTS = _Attempts()
+_NO_OPTIONS = _Options()
+"""Read, never changed: what a task without attempts or options decodes with."""
+
 _encoder = msgspec.msgpack.Encoder()
 _queue_decoder = msgspec.msgpack.Decoder(Queue)
 _policy_decoder = msgspec.msgpack.Decoder(Policy)
@@ -129,8 +133,8 @@ def decode_task(
     options: bytes | None,
 ) -> Task:
     """The task a row of (task_id, kind, schedule_us, …, options) holds."""
-    tried = _attempts_decoder.decode(attempts) if attempts else _Attempts()
-    extra = _options_decoder.decode(options) if options else _Options()
+    tried = _attempts_decoder.decode(attempts) if attempts else _NO_ATTEMPTS
+    extra = _options_decoder.decode(options) if options else _NO_OPTIONS
     return Task(
         name=queue.task(task_id),
         payload=_payload_decoders[kind].decode(payload),

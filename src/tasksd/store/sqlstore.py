@@ -564,17 +564,25 @@ class SqlStore:
         def job(conn: Db) -> None:
             done: list[tuple[int, str, int]] = []
             tombstones: list[tuple[int, int, str, int]] = []
+            # (queue id, tombstone end) of each queue, or None when it is gone; keyed by the
+            # name's parts, which the batch's tasks share with no QueueName made per task.
+            queues: dict[tuple[str, str, str], tuple[int, int] | None] = {}
             for one in finished:
-                row = _find_queue(conn, one.name.queue_name)
-                if row is None:
+                name = one.name
+                key = (name.project, name.location, name.queue)
+                if key not in queues:
+                    row = _find_queue(conn, name.queue_name)
+                    queues[key] = row and (row[0], _tombstone_until(codec.decode_queue(row[1]), now))
+                found = queues[key]
+                if found is None:
                     continue
+                queue_id, until = found
                 started_us = codec.to_us(one.started)
                 if one.result.next_schedule_time is None:
-                    until = _tombstone_until(codec.decode_queue(row[1]), now)
-                    done.append((row[0], one.name.task, started_us))
-                    tombstones.append((until, row[0], one.name.task, started_us))
+                    done.append((queue_id, name.task, started_us))
+                    tombstones.append((until, queue_id, name.task, started_us))
                 else:
-                    _retry(conn, row[0], one, started_us)
+                    _retry(conn, queue_id, one, started_us)
             # Only a task still in that attempt gets a tombstone and is deleted.
             conn.qmany("tombstone_attempted", tombstones)
             conn.qmany("delete_attempted", done)
@@ -731,10 +739,9 @@ def _start(queue: QueueName, row: Any, now: datetime) -> tuple[Task, tuple[Any, 
     the start_attempt parameters that record it."""
     task = codec.decode_task(queue, *row[1:])
     status = task.status
-    attempt = Attempt(schedule_time=task.schedule_time, dispatch_time=now)
     if status.first_attempt is None:
-        status.first_attempt = Attempt(dispatch_time=now)
-    status.last_attempt = attempt
+        status.first_attempt = Attempt(None, now)
+    status.last_attempt = Attempt(task.schedule_time, now)
     status.dispatch_count += 1
     return task, (codec.to_us(now), codec.encode_attempts(status), row[0])
 

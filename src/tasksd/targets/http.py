@@ -18,6 +18,7 @@ from tasksd.targets.outbound import History, Outbound, without
 from tasksd.targets.tokens import TokenIssuer
 
 USER_AGENT = "Google-Cloud-Tasks"
+_NO_TARGET = HttpTarget()
 _REPLACED = {"host", "content-length", "user-agent"}
 _RESERVED = ("x-cloudtasks-", "x-google-", "x-appengine-")
 
@@ -50,17 +51,19 @@ def apply_uri_override(url: str, override: UriOverride | None) -> str:
 def http_outbound(task: Task, queue: Queue, history: History, tokens: TokenIssuer) -> Outbound:
     request = task.payload
     assert isinstance(request, HttpRequest)
-    target = queue.http_target or HttpTarget()
+    target = queue.http_target or _NO_TARGET
     url = apply_uri_override(request.url, target.uri_override)
     method = target.http_method or request.http_method or HttpMethod.POST
-    merged = dict(request.headers)
-    for override in target.header_overrides:
-        for key in [k for k in merged if k.lower() == override.key.lower()]:
-            del merged[key]
-        merged[override.key] = override.value
-    headers = without(merged, _REPLACED, _RESERVED)
-    headers.append(("User-Agent", USER_AGENT))
+    merged = request.headers
+    if target.header_overrides:
+        merged = dict(merged)
+        for override in target.header_overrides:
+            for key in [k for k in merged if k.lower() == override.key.lower()]:
+                del merged[key]
+            merged[override.key] = override.value
+    headers = without(merged, _REPLACED, _RESERVED) if merged else []
     headers += [
+        ("User-Agent", USER_AGENT),
         ("X-CloudTasks-QueueName", history.queue_id),
         ("X-CloudTasks-TaskName", history.task_id),
         ("X-CloudTasks-TaskRetryCount", str(history.retry_count)),
@@ -68,12 +71,15 @@ def http_outbound(task: Task, queue: Queue, history: History, tokens: TokenIssue
         ("X-CloudTasks-TaskETA", history.eta_header),
     ]
     if history.previous_status is not None:
-        # A previous attempt that got no response is reported as a gateway timeout.
+        # A previous attempt that got no response is reported as a gateway timeout; the
+        # real service leaves the retry reason of HTTP targets empty.
         headers.append(("X-CloudTasks-TaskPreviousResponse", str(history.previous_status or 504)))
-    authorization = _authorization(target, request, url, tokens)
-    if authorization is not None:
-        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
-        headers.append(("Authorization", authorization))
+        headers.append(("X-CloudTasks-TaskRetryReason", ""))
+    if target.oauth_token or target.oidc_token or request.oauth_token or request.oidc_token:
+        authorization = _authorization(target, request, url, tokens)
+        if authorization is not None:
+            headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+            headers.append(("Authorization", authorization))
     body = request.body if method in (HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH) else b""
     return Outbound(method.value, url, headers, body, follow_redirects=True)
 

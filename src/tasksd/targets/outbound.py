@@ -8,7 +8,7 @@ from datetime import datetime
 from tasksd.model.task import Task
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outbound:
     method: str
     url: str
@@ -17,7 +17,7 @@ class Outbound:
     follow_redirects: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class History:
     """What the X-CloudTasks-* / X-AppEngine-* headers of one attempt say."""
 
@@ -36,14 +36,9 @@ class History:
         assert task.name is not None and task.schedule_time is not None
         status = task.status
         retries = max(0, status.dispatch_count - 1)
-        return cls(
-            queue_id=task.name.queue,
-            task_id=task.name.task,
-            retry_count=retries,
-            execution_count=status.execution_count,
-            eta=task.schedule_time,
-            previous_status=(status.last_http_status or 0) if retries else None,
-        )
+        previous = (status.last_http_status or 0) if retries else None
+        name = task.name
+        return cls(name.queue, name.task, retries, status.execution_count, task.schedule_time, previous)
 
     @property
     def eta_header(self) -> str:
