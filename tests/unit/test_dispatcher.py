@@ -1,6 +1,7 @@
 """The dispatcher on a fake clock, with a sender that holds every attempt until the test answers
 it: the concurrency cap, the token bucket (burst, refill, a fractional rate), the dispatch
-deadline handed to the sender and a missed deadline retried by the schedule."""
+deadline handed to the sender and a missed deadline retried by the schedule, and congestion
+control (503 halves the rate, Retry-After pauses the queue)."""
 
 from __future__ import annotations
 
@@ -213,5 +214,33 @@ def test_deadline_is_handed_to_the_sender_and_a_missed_one_is_retried(
                 dict(h.request.headers)["X-CloudTasks-TaskRetryCount"] for h in rig.sender.held
             )
             assert retry_counts == ["1", "1"]
+
+    run(scenario())
+
+
+def test_503_halves_the_rate_and_retry_after_pauses_the_queue(run: Callable[[Awaitable[None]], None]) -> None:
+    once = RetryConfig(
+        max_attempts=1,
+        max_retry_duration=timedelta(0),
+        min_backoff=timedelta(seconds=1),
+        max_backoff=timedelta(seconds=1),
+        max_doublings=0,
+    )
+
+    async def scenario() -> None:
+        async with rigged() as rig:
+            queue = await rig.queue("congested", RateLimits(10, 1, 1000), once)
+            await rig.add(queue, 6)
+            await rig.sent(1)
+            rig.sender.answer(Reply(503, "Service Unavailable"))  # the queue now runs at 5/s
+            await rig.tick(0.1, queue)
+            await rig.sent(1)  # half a token
+            await rig.tick(0.1, queue)
+            await rig.sent(2)
+            rig.sender.answer(Reply(429, "Too Many Requests", retry_after_s=5))  # 2.5/s, paused 5 s
+            await rig.tick(4.9, queue)
+            await rig.sent(2)  # tokens enough, but paused
+            await rig.tick(0.2, queue)
+            await rig.sent(3)
 
     run(scenario())
