@@ -265,6 +265,34 @@ def test_pause_resume_purge(api: Any, sink: Sink) -> None:
     assert sink.on(later) == []
 
 
+def test_pause_and_purge_while_dispatching(api: Any, sink: Sink) -> None:
+    """One attempt at a time to a slow handler: pausing mid-way lets the attempt in flight end
+    and sends nothing more until resumed; purging mid-way sends none of the purged tasks."""
+    queues = api.projects().locations().queues()
+    paused = unique_path()
+    sink.script(paused, *[Answer(200, delay_s=0.4)] * 4)
+    queue = new_queue(api, httpTarget={}, rateLimits={"maxConcurrentTasks": 1})
+    for _ in range(4):
+        add_task(api, queue, {"httpRequest": {"url": sink.url + paused}})
+    sink.wait(lambda: len(sink.on(paused)) == 1)
+    queues.pause(name=queue, body={}).execute()
+    time.sleep(1.5)
+    assert len(sink.on(paused)) <= 2  # the attempt in flight, and one claimed as the pause came
+    queues.resume(name=queue, body={}).execute()
+    sink.wait(lambda: len(sink.on(paused)) == 4)
+
+    purged = unique_path()
+    sink.script(purged, *[Answer(200, delay_s=0.4)] * 4)
+    queue = new_queue(api, httpTarget={}, rateLimits={"maxConcurrentTasks": 1})
+    for _ in range(4):
+        add_task(api, queue, {"httpRequest": {"url": sink.url + purged}})
+    sink.wait(lambda: len(sink.on(purged)) == 1)
+    queues.purge(name=queue, body={}).execute()
+    time.sleep(1.5)
+    assert len(sink.on(purged)) <= 2
+    assert api.projects().locations().queues().tasks().list(parent=queue).execute().get("tasks", []) == []
+
+
 def test_run_task(api: Any, sink: Sink, dispatching: Server) -> None:
     path = unique_path()
     queue = new_queue(api, httpTarget={})
