@@ -269,12 +269,18 @@ def test_pause_and_purge_while_dispatching(api: Any, sink: Sink) -> None:
     """One attempt at a time to a slow handler: pausing mid-way lets the attempt in flight end
     and sends nothing more until resumed; purging mid-way sends none of the purged tasks."""
     queues = api.projects().locations().queues()
+
+    def dispatching_slowly(path: str) -> str:
+        """A queue sending four tasks to ``path`` one at a time, the first already sent."""
+        sink.script(path, *[Answer(200, delay_s=0.4)] * 4)
+        queue = new_queue(api, httpTarget={}, rateLimits={"maxConcurrentTasks": 1})
+        for _ in range(4):
+            add_task(api, queue, {"httpRequest": {"url": sink.url + path}})
+        sink.wait(lambda: len(sink.on(path)) == 1)
+        return queue
+
     paused = unique_path()
-    sink.script(paused, *[Answer(200, delay_s=0.4)] * 4)
-    queue = new_queue(api, httpTarget={}, rateLimits={"maxConcurrentTasks": 1})
-    for _ in range(4):
-        add_task(api, queue, {"httpRequest": {"url": sink.url + paused}})
-    sink.wait(lambda: len(sink.on(paused)) == 1)
+    queue = dispatching_slowly(paused)
     queues.pause(name=queue, body={}).execute()
     time.sleep(1.5)
     assert len(sink.on(paused)) <= 2  # the attempt in flight, and one claimed as the pause came
@@ -282,15 +288,11 @@ def test_pause_and_purge_while_dispatching(api: Any, sink: Sink) -> None:
     sink.wait(lambda: len(sink.on(paused)) == 4)
 
     purged = unique_path()
-    sink.script(purged, *[Answer(200, delay_s=0.4)] * 4)
-    queue = new_queue(api, httpTarget={}, rateLimits={"maxConcurrentTasks": 1})
-    for _ in range(4):
-        add_task(api, queue, {"httpRequest": {"url": sink.url + purged}})
-    sink.wait(lambda: len(sink.on(purged)) == 1)
+    queue = dispatching_slowly(purged)
     queues.purge(name=queue, body={}).execute()
     time.sleep(1.5)
     assert len(sink.on(purged)) <= 2
-    assert api.projects().locations().queues().tasks().list(parent=queue).execute().get("tasks", []) == []
+    assert queues.tasks().list(parent=queue).execute().get("tasks", []) == []
 
 
 def test_run_task(api: Any, sink: Sink, dispatching: Server) -> None:

@@ -53,9 +53,6 @@ class HoldingSender:
     async def stop_sending(self) -> None:
         self.held.clear()
 
-    async def close(self) -> None:
-        self.held.clear()
-
 
 @dataclass
 class Rig:
@@ -82,7 +79,7 @@ class Rig:
         request = HttpRequest(url="http://127.0.0.1:9/x")
         return [
             await self.service.create_task(queue, Task(None, payload=request, **fields)) for _ in range(count)
-        ]  # type: ignore[arg-type]
+        ]
 
     async def sent(self, count: int) -> None:
         """Wait (in real time) until ``count`` attempts in all were handed to the sender, then

@@ -45,6 +45,7 @@ CLAIM_INTERVAL_S = 0.01
 """At high rates, tokens are gathered this long and claimed together: one store transaction
 per claim, not per token."""
 MIN_THROTTLE = 1 / 64
+_UNRECORDED = "attempt of %s failed unexpectedly; it is retried after a restart"
 RECOVERY_PER_SUCCESS = 1.05
 
 _HTTP_TO_CODE = {
@@ -180,7 +181,7 @@ class Dispatcher:
         try:
             outbound = self._outbound(queue, task)
         except Exception:
-            log.exception("attempt of %s failed unexpectedly; it is retried after a restart", task.name.path)
+            log.exception(_UNRECORDED, task.name.path)
             if worker is not None:
                 worker.attempt_done()
             return
@@ -207,7 +208,7 @@ class Dispatcher:
             if worker is not None:
                 worker.observe(task, reply)
         except Exception:
-            log.exception("attempt of %s failed unexpectedly; it is retried after a restart", task.name.path)
+            log.exception(_UNRECORDED, task.name.path)
         finally:
             if worker is not None:
                 worker.attempt_done()
