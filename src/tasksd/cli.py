@@ -131,3 +131,45 @@ def _run(coro: object) -> None:
         uvloop.run(coro)  # type: ignore[arg-type]
     except ImportError:
         asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@main.group()
+def keys() -> None:
+    """Service account key files for an authenticated tasksd."""
+
+
+@keys.command("create")
+@click.option(
+    "--email",
+    required=True,
+    help="The service account: NAME@PROJECT.iam.gserviceaccount.com (or any email).",
+)
+@click.option(
+    "--token-uri",
+    default="http://127.0.0.1:8124/token",
+    show_default=True,
+    help="Where clients exchange the key for access tokens: tasksd's POST /token.",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="The JSON key file to write (google-auth reads it).",
+)
+def create_key(email: str, token_uri: str, out: str) -> None:
+    """Write a new service account key file that google-auth and tasksd both accept.
+
+    List the file under auth.service_account_keys in tasksd's config (tasksd reads only its
+    public part) and hand it to clients, e.g.
+    service_account.Credentials.from_service_account_file(FILE).
+    """
+    from tasksd.auth.keyfile import new_key_file
+
+    if "@" not in email:
+        raise click.BadParameter("must be an email address", param_hint="--email")
+    try:
+        new_key_file(email, token_uri, out)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from None
+    click.echo(f"wrote {out} for serviceAccount:{email}")

@@ -8,6 +8,7 @@ updated to match when the server starts. A flag or environment variable wins ove
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
@@ -22,6 +23,20 @@ from tasksd.service import ServiceSettings
 
 class ConfigError(Exception):
     """A config file that cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one client may hold of the HTTP port."""
+
+    max_header_bytes: int = 65536
+    """Request line and headers together; more is answered 431."""
+    header_timeout_s: float = 30.0
+    """How long a request's line and headers may take to arrive."""
+    body_timeout_s: float = 60.0
+    """How long a request's body may take to arrive once its headers have."""
+    max_connections: int = 900
+    """Open connections served at once; beyond it new ones get 503 (``/healthz`` still answers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +55,18 @@ class Settings:
     """Base URL per App Engine service; others go to ``app_engine_url``."""
     allowed_target_hosts: tuple[str, ...] | None = None
     """When set, attempts go only to these hosts."""
-    trust_self_signed_targets: bool = False
+    allowed_target_networks: tuple[str, ...] | None = None
+    """When set, attempts connect only to addresses in these networks (CIDR); link-local and
+    cloud metadata addresses are refused whatever this says."""
+    target_ca_file: str | None = None
+    """A CA certificate file (PEM) trusted, besides the system's, for HTTPS targets."""
+    insecure_skip_target_tls_verify: bool = False
+    """Send to HTTPS targets without checking their certificates at all (tokens included)."""
+    auth: dict[str, Any] | None = None
+    """The ``auth:`` mapping of the file (read by ``tasksd.auth.config``); None: an open emulator."""
+    tls: dict[str, Any] | None = None
+    """``{cert_file, key_file, client_ca_file?}``: serve REST over HTTPS and gRPC over TLS."""
+    limits: Limits = field(default_factory=lambda: Limits())
     node_id: str | None = None
     """This process's name among nodes sharing a database (random when not set)."""
     queue_ownership_ttl_s: float = 5.0
@@ -49,7 +75,7 @@ class Settings:
     queues: tuple[dict[str, Any], ...] = ()
 
 
-SERVER_KEYS = {f.name for f in fields(Settings)} - {"service", "queues", "config"}
+SERVER_KEYS = {f.name for f in fields(Settings)} - {"service", "queues", "config", "limits"}
 
 # What each server key of the file must hold, said the way the error message says it.
 _KINDS: dict[str, tuple[str, Any]] = {
@@ -71,13 +97,57 @@ _KINDS: dict[str, tuple[str, Any]] = {
         "a list of host names",
         lambda v: v is None or (isinstance(v, list) and all(isinstance(h, str) for h in v)),
     ),
-    "trust_self_signed_targets": ("true or false", lambda v: isinstance(v, bool)),
+    "allowed_target_networks": (
+        "a list of networks such as 10.0.0.0/8",
+        lambda v: v is None or (isinstance(v, list) and all(_is_network(n) for n in v)),
+    ),
+    "target_ca_file": ("the path of a PEM file", lambda v: v is None or isinstance(v, str)),
+    "insecure_skip_target_tls_verify": ("true or false", lambda v: isinstance(v, bool)),
+    "auth": ("a mapping (mode: enforce, …)", lambda v: v is None or isinstance(v, dict)),
+    "tls": (
+        "a mapping with cert_file and key_file (and optionally client_ca_file)",
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, dict)
+                and {"cert_file", "key_file"} <= set(v)
+                and set(v) <= {"cert_file", "key_file", "client_ca_file"}
+                and all(isinstance(x, str) for x in v.values())
+            )
+        ),
+    ),
     "node_id": ("a string", lambda v: v is None or isinstance(v, str)),
     "queue_ownership_ttl_s": (
         "a number of seconds of at least 2",
         lambda v: isinstance(v, int | float) and v >= 2,
     ),
 }
+
+
+def _is_network(value: Any) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _limits(value: Any) -> Limits:
+    if not isinstance(value, dict):
+        raise ConfigError("limits must be a mapping (max_header_bytes, header_timeout_s, …).")
+    known = {f.name: f for f in fields(Limits)}
+    values: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in known:
+            raise ConfigError(f"unknown key limits.{key}; known keys: {', '.join(sorted(known))}.")
+        integer = key in ("max_header_bytes", "max_connections")
+        if isinstance(item, bool) or not isinstance(item, int | float) or item <= 0 or (
+            integer and not isinstance(item, int)
+        ):
+            kind = "a whole number" if integer else "a number of seconds"
+            raise ConfigError(f"limits.{key} must be {kind} above 0, got {item!r}.")
+        values[key] = item
+    return Limits(**values)
 
 
 def _duration(value: Any, key: str) -> timedelta:
@@ -135,15 +205,25 @@ def apply_config_file(settings: Settings, data: dict[str, Any], explicit: set[st
             service = replace(service, lease_calls_per_second=float(value))
         elif name == "queue_reuse_delay":
             service = replace(service, queue_reuse_delay=_duration(value, key))
+        elif name == "limits":
+            server["limits"] = _limits(value)
+        elif name == "trust_self_signed_targets":
+            raise ConfigError(
+                "trust_self_signed_targets is gone: name your CA with target_ca_file, or turn every "
+                "certificate check off with insecure_skip_target_tls_verify: true."
+            )
         elif name == "queues":
             if not isinstance(value, list) or not all(isinstance(q, dict) for q in value):
                 raise ConfigError("queues must be a list of Queue resources (mappings).")
             queues = tuple(value)
         else:
             known = sorted(
-                SERVER_KEYS | {"locations", "queue_reuse_delay", "queues", "lease_calls_per_second"}
+                SERVER_KEYS
+                | {"locations", "queue_reuse_delay", "queues", "lease_calls_per_second", "limits"}
             )
             raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(known)}.")
     if "allowed_target_hosts" in server and server["allowed_target_hosts"] is not None:
         server["allowed_target_hosts"] = tuple(server["allowed_target_hosts"])
+    if server.get("allowed_target_networks") is not None:
+        server["allowed_target_networks"] = tuple(server["allowed_target_networks"])
     return replace(settings, service=service, queues=queues, **server)

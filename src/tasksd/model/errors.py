@@ -92,6 +92,36 @@ class Internal(TasksError):
     default_message = "Internal error encountered."
 
 
+class Unauthenticated(TasksError):
+    code = Code.UNAUTHENTICATED
+    default_message = (
+        "Request is missing required authentication credential. Expected OAuth 2 access token, login "
+        "cookie or other valid authentication credential. See "
+        "https://developers.google.com/identity/sign-in/web/devconsole-project."
+    )
+
+
+class InvalidCredentials(Unauthenticated):
+    default_message = (
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
+        "or other valid authentication credential. See "
+        "https://developers.google.com/identity/sign-in/web/devconsole-project."
+    )
+
+
+class PermissionDenied(TasksError):
+    code = Code.PERMISSION_DENIED
+    default_message = "The caller does not have permission"
+
+    @classmethod
+    def lacking(cls, permission: str, resource: str) -> PermissionDenied:
+        """Google's words for a principal without ``permission`` on ``resource``."""
+        return cls(
+            f'The principal (user or service account) lacks IAM permission "{permission}" for the '
+            f'resource "{resource}" (or the resource may not exist).'
+        )
+
+
 class QueueNotFound(NotFound):
     default_message = (
         "Queue does not exist. If you just created the queue, wait at least a minute for "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from tasksd.auth.conditions import ConditionError, compile_condition
 from tasksd.model.errors import InvalidArgument
 from tasksd.model.iam import Policy
 
@@ -58,8 +59,13 @@ def check_policy(policy: Policy) -> None:
                     f"{where}.members: {member!r} is not a principal (user:, serviceAccount:, "
                     "group:, domain:, allUsers, …)."
                 )
-        if binding.condition is not None and policy.version != 3:
-            raise InvalidArgument(f"{where}.condition requires policy.version 3.")
+        if binding.condition is not None:
+            if policy.version != 3:
+                raise InvalidArgument(f"{where}.condition requires policy.version 3.")
+            try:
+                compile_condition(binding.condition.expression)
+            except ConditionError as exc:
+                raise InvalidArgument(f"{where}.condition.expression: {exc}") from None
 
 
 def present(policy: Policy, requested_version: int) -> Policy:

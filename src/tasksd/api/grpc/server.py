@@ -17,7 +17,9 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from tasksd.api.authz import CALLER
 from tasksd.api.rpc import Rpc
+from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
 from tasksd.model.errors import Code, Internal, TasksError
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,23 @@ def _deserializer(message_type: type[Message]) -> Any:
     return parse
 
 
-def _method_handler(rpc: Rpc) -> grpc.RpcMethodHandler:
+def _credentials(context: grpc.aio.ServicerContext[Any, Any]) -> Credentials:
+    bearer = api_key = None
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            bearer = bearer_token(value)
+        elif key == "x-goog-api-key" and isinstance(value, str):
+            api_key = value
+    return Credentials(bearer, api_key)
+
+
+def _method_handler(rpc: Rpc, authenticate: Authenticate | None) -> grpc.RpcMethodHandler:
     async def call(request: Message | _Undecodable, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        if authenticate is not None:
+            try:
+                CALLER.set(await authenticate(_credentials(context), ()))
+            except TasksError as error:
+                await context.abort(grpc_status(error.code), error.message)
         if isinstance(request, _Undecodable):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         try:
@@ -91,8 +108,16 @@ def _register_service_descriptors(services: dict[str, list[Rpc]]) -> None:
         pool.Add(file)
 
 
-async def start_grpc(rpcs: list[Rpc], host: str, port: int) -> grpc.aio.Server:
-    """A started gRPC server on ``host:port`` serving ``rpcs``, health and reflection."""
+async def start_grpc(
+    rpcs: list[Rpc],
+    host: str,
+    port: int,
+    authenticate: Authenticate | None = None,
+    tls: grpc.ServerCredentials | None = None,
+) -> grpc.aio.Server:
+    """A started gRPC server on ``host:port`` serving ``rpcs``, health and reflection; with
+    ``authenticate``, every call of ``rpcs`` is authenticated first (health and reflection
+    stay open); with ``tls``, over TLS."""
     services: dict[str, list[Rpc]] = defaultdict(list)
     for rpc in rpcs:
         if rpc.grpc:
@@ -100,13 +125,15 @@ async def start_grpc(rpcs: list[Rpc], host: str, port: int) -> grpc.aio.Server:
     _register_service_descriptors(services)
     server = grpc.aio.server()
     for service, items in services.items():
-        handlers = {rpc.name: _method_handler(rpc) for rpc in items}
+        handlers = {rpc.name: _method_handler(rpc, authenticate) for rpc in items}
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
     checker = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     names = [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(names, server)
-    if server.add_insecure_port(f"{host}:{port}") == 0:
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, tls) if tls is not None else server.add_insecure_port(address)
+    if bound == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
     await server.start()
     for name in ["", *services]:
