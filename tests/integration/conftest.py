@@ -38,10 +38,14 @@ def free_port() -> int:
 class Server:
     """One ``tasksd serve`` subprocess on free ports."""
 
-    def __init__(self, db: str, config: Path | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, db: str, config: Path | None = None, extra: list[str] | None = None, ca: Path | None = None
+    ) -> None:
         self.db = db
         self.config = config
         self.extra = extra or []
+        self.ca = ca
+        """The CA of the server's certificate, when its config serves TLS."""
         self.http_port = free_port()
         self.grpc_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -49,7 +53,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.http_port}"
 
     def start(self) -> Server:
         args = [
@@ -76,7 +80,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"tasksd exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                verify = str(self.ca) if self.ca else True
+                if httpx.get(f"{self.url}/healthz", timeout=1, verify=verify).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
