@@ -7,6 +7,8 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -37,6 +39,7 @@ from tasksd.auth.keyfile import new_key_file
 from tests.integration.certs import TestCa
 from tests.integration.conftest import Server
 
+NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 PROJECT = "auth-project"
 PARENT = f"projects/{PROJECT}/locations/us-central1"
 CI = f"ci@{PROJECT}.iam.gserviceaccount.com"
@@ -371,3 +374,45 @@ def test_batch_parts_carry_the_outer_credentials(secured: Server) -> None:
     assert allowed.status_code == 200 and allowed.text.count("HTTP/1.1 200") == 2, allowed.text
     anonymous = httpx.post(f"{secured.url}/batch", content=body, headers=headers, verify=_verify(secured))
     assert anonymous.status_code == 401
+
+
+def test_node_client_with_a_key_file(secured: Server) -> None:
+    """@google-cloud/tasks given the key file: its REST fallback, and over TLS its gRPC too."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    assert node and npm, "Node.js and npm are needed for this test (apt-get install nodejs npm)"
+    if not (NODE_DIR / "node_modules" / "@google-cloud" / "tasks").exists():
+        subprocess.run(
+            [npm, "install", "--no-package-lock", "--no-audit", "--no-fund", "--silent"],
+            cwd=NODE_DIR,
+            check=True,
+            timeout=300,
+        )
+    folder: Path = secured.folder  # type: ignore[attr-defined]
+    ca = str(secured.ca) if secured.ca else "-"
+    queue_id = _queue_id()
+    env = (
+        dict(os.environ, NODE_EXTRA_CA_CERTS=ca, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=ca)
+        if secured.ca
+        else dict(os.environ)
+    )
+    done = subprocess.run(
+        [
+            node,
+            "check_auth.js",
+            str(secured.grpc_port),
+            str(secured.http_port),
+            str(folder / "ci.json"),
+            ca,
+            queue_id,
+        ],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"rest ok {PARENT}/queues/{queue_id}-rest {PARENT}/queues/{queue_id}-rest/tasks/" in done.stdout
+    assert "anonymous refused 16" in done.stdout or "anonymous refused 401" in done.stdout, done.stdout
+    if secured.ca:
+        assert f"grpc ok {PARENT}/queues/{queue_id}-grpc" in done.stdout, done.stdout
