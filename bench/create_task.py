@@ -4,7 +4,10 @@ bounds the ratio: one that also commits each body to SQLite before answering
 (bench/durable_log.py), the most any durable server on this stack reaches; and that one also
 reading the request and answering the task as protobuf JSON (``echo_server.py --protobuf``),
 the most a durable CreateTask on the protobuf messages reaches. The target is measured
-against the bare echo.
+against the bare echo. A second tasksd runs with authentication enforced (``auth: {mode:
+enforce}``): each request carries the self-signed JWT a google-auth service account key makes,
+the principal holds roles/cloudtasks.enqueuer on the project, and the bench prints how much
+more server CPU per request that costs (target: at most 10 % more).
 
     python bench/create_task.py [--duration 10] [--connections 32] [--rounds 2]
 
@@ -37,6 +40,43 @@ wrk.method = "POST"
 wrk.body = '%s'
 wrk.headers["Content-Type"] = "application/json"
 """
+AUTH_LUA = LUA + 'wrk.headers["Authorization"] = "Bearer %s"\n'
+BENCH_ACCOUNT = "bench@bench.iam.gserviceaccount.com"
+
+
+def enforced_config(work: Path) -> tuple[Path, str, str]:
+    """(config file, a self-signed JWT for CreateTask, one for creating the queue) of a tasksd
+    with authentication enforced: the key's account may create tasks, an admin key the queue."""
+    import json
+
+    from google.oauth2 import service_account
+
+    from tasksd.auth.keyfile import new_key_file
+
+    tokens = []
+    for name, email in (("bench", BENCH_ACCOUNT), ("admin", "admin@bench.iam.gserviceaccount.com")):
+        new_key_file(email, "http://127.0.0.1:1/token", str(work / f"{name}.json"))
+        key = service_account.Credentials.from_service_account_file(str(work / f"{name}.json"))
+        # What the gapic REST transport makes: a JWT with the API as its audience, lasting an hour.
+        key._create_self_signed_jwt("https://cloudtasks.googleapis.com/")
+        key.refresh(None)
+        tokens.append(key.token)
+    config = work / "auth.yaml"
+    bindings = [
+        {
+            "project": "bench",
+            "role": "roles/cloudtasks.enqueuer",
+            "members": [f"serviceAccount:{BENCH_ACCOUNT}"],
+        },
+        {
+            "project": "*",
+            "role": "roles/cloudtasks.admin",
+            "members": ["serviceAccount:admin@bench.iam.gserviceaccount.com"],
+        },
+    ]
+    auth = {"mode": "enforce", "service_account_keys": ["bench.json", "admin.json"], "bindings": bindings}
+    config.write_text(json.dumps({"auth": auth}))
+    return config, tokens[0], tokens[1]
 
 
 def run_wrk(url: str, script: Path, duration: int, connections: int) -> tuple[float, int, int, str]:
@@ -90,32 +130,43 @@ def main() -> None:
         subprocess.Popen([sys.executable, str(HERE / "echo_server.py"), str(ports[label]), *options])
         for label, options in echoes.items()
     ]
+    config, token, admin = enforced_config(work)
+    auth_script = work / "post-auth.lua"
+    auth_script.write_text(AUTH_LUA % (BODY, token))
     tasksd, base = start_tasksd(work)
+    enforcing, auth_base = start_tasksd(work, config=config, name="auth")
     try:
         for label, server in zip(echoes, servers, strict=True):
             wait_up(f"http://127.0.0.1:{ports[label]}/", server)
-        httpx.post(
-            f"{base}/v2beta2/{QUEUE.rsplit('/queues/', 1)[0]}/queues", json={"name": QUEUE, "pullTarget": {}}
-        ).raise_for_status()
+        for url, headers in ((base, {}), (auth_base, {"authorization": f"Bearer {admin}"})):
+            httpx.post(
+                f"{url}/v2beta2/{QUEUE.rsplit('/queues/', 1)[0]}/queues",
+                json={"name": QUEUE, "pullTarget": {}},
+                headers=headers,
+            ).raise_for_status()
         urls = {label: f"http://127.0.0.1:{port}/" for label, port in ports.items()}
         urls["CreateTask"] = f"{base}/v2beta2/{QUEUE}/tasks"
+        urls["+auth"] = f"{auth_base}/v2beta2/{QUEUE}/tasks"
+        scripts = dict.fromkeys(urls, script) | {"+auth": auth_script}
         pids = {label: server.pid for label, server in zip(echoes, servers, strict=True)}
         pids["CreateTask"] = tasksd.pid
+        pids["+auth"] = enforcing.pid
         rates: dict[str, list[float]] = {label: [] for label in urls}
         cpus: dict[str, list[float]] = {label: [] for label in urls}
         acknowledged = 0
         for round_number in range(1, args.rounds + 1):
             for label, url in urls.items():
                 cpu_before = cpu_seconds(pids[label])
-                rate, total, bad, latency = run_wrk(url, script, args.duration, args.connections)
+                rate, total, bad, latency = run_wrk(url, scripts[label], args.duration, args.connections)
                 cpu_us = (cpu_seconds(pids[label]) - cpu_before) / max(total, 1) * 1e6
                 rates[label].append(rate)
                 cpus[label].append(cpu_us)
                 report(round_number, label, rate, total, bad, latency, cpu_us)
-            acknowledged += total - bad  # of CreateTask, the last
+                if label == "CreateTask":
+                    acknowledged += total - bad
         stats = httpx.get(f"{base}/v2beta2/{QUEUE}", params={"readMask": "stats"}).json()["stats"]
         stored = int(stats.get("tasksCount", 0))
-        echo_rate, floor_rate, pb_rate, task_rate = (statistics.mean(r) for r in rates.values())
+        echo_rate, floor_rate, pb_rate, task_rate, _ = (statistics.mean(r) for r in rates.values())
         cpu = {label: statistics.median(c) for label, c in cpus.items()}
         print()
         print("(rates: means of the rounds; server CPU per request: medians)")
@@ -124,6 +175,7 @@ def main() -> None:
             ("echo+fsync", "echo + one durable insert (WAL, FULL):"),
             ("+protobuf", "  + the request and task as protobuf JSON:"),
             ("CreateTask", "tasksd CreateTask, durable (WAL, FULL):"),
+            ("+auth", "  with auth enforced (self-signed JWT):"),
         ):
             rate = statistics.mean(rates[label])
             print(f"{text:<43} {rate:9.0f} req/s  {cpu[label]:4.0f} µs CPU/request")
@@ -131,6 +183,8 @@ def main() -> None:
         print(f"durable echo / echo:                        {floor_rate / echo_rate:9.1%}")
         print(f"durable protobuf echo / echo:               {pb_rate / echo_rate:9.1%}")
         print(f"tasksd / durable protobuf echo:             {task_rate / pb_rate:9.1%}")
+        extra = cpu["+auth"] / cpu["CreateTask"] - 1
+        print(f"server CPU per request, auth on vs off:     {extra:+9.1%}   (target <= +10%)")
         print(
             f"tasks stored {stored}, tasks acknowledged by wrk >= {acknowledged - args.connections}"
             " (wrk does not count requests still in flight when it stops)"
@@ -138,7 +192,7 @@ def main() -> None:
         if stored < acknowledged:
             raise SystemExit("FAIL: fewer tasks stored than acknowledged")
     finally:
-        stop(tasksd, *servers)
+        stop(tasksd, enforcing, *servers)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -33,8 +33,10 @@ def wait_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: fl
     raise SystemExit(f"{url} did not answer within {timeout_s:g} s")
 
 
-def start_tasksd(work: Path, db: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """A durable tasksd (``db``, or an SQLite file in ``work``) on free ports, once healthy."""
+def start_tasksd(
+    work: Path, db: str | None = None, config: Path | None = None, name: str = "bench"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A durable tasksd (``db``, or the SQLite file ``work/NAME.db``) on free ports, once healthy."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -43,13 +45,14 @@ def start_tasksd(work: Path, db: str | None = None) -> tuple[subprocess.Popen[by
             "tasksd",
             "serve",
             "--db",
-            db or f"sqlite:///{work / 'bench.db'}",
+            db or f"sqlite:///{work / f'{name}.db'}",
             "--http-port",
             str(port),
             "--grpc-port",
             str(free_port()),
             "--log-level",
             "warning",
+            *(["--config", str(config)] if config is not None else []),
         ]
     )
     base = f"http://127.0.0.1:{port}"

@@ -57,6 +57,10 @@ class Iam:
         names = {own, "allUsers", "allAuthenticatedUsers"}
         if own.startswith(("user:", "serviceAccount:")) and "@" in own:
             names.add("domain:" + own.rpartition("@")[2])
+        elif own.startswith("principal://") and "://" not in own[len("principal://") :]:
+            # An ID token's principal names its issuer by host; members may spell it as a URL.
+            rest = own[len("principal://") :]
+            names |= {f"principal://https://{rest}", f"principal://http://{rest}"}
         # Groups holding any of these names, and groups holding those groups.
         changed = True
         while changed:
