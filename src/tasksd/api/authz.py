@@ -42,7 +42,7 @@ REQUIREMENTS: dict[str, tuple[tuple[str, ...], str]] = {
     "GetOperation": (("cloudtasks.operations.get",), "name"),
     "ListQueues": (("cloudtasks.queues.list",), "parent"),
     "GetQueue": (("cloudtasks.queues.get",), "name"),
-    "CreateQueue": (("cloudtasks.queues.create",), "parent"),
+    "CreateQueue": (("cloudtasks.queues.create",), "queue.name"),  # "on the specified queue"
     "UpdateQueue": (("cloudtasks.queues.update",), "queue.name"),
     "DeleteQueue": (("cloudtasks.queues.delete",), "name"),
     "PurgeQueue": (("cloudtasks.queues.purge",), "name"),

@@ -5,33 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tasksd.auth.conditions import ConditionError, compile_condition
+from tasksd.auth.roles import CLOUDTASKS_PERMISSIONS, PREDEFINED_ROLES
 from tasksd.model.errors import InvalidArgument
 from tasksd.model.iam import Policy
 
-PERMISSIONS = frozenset(
-    {
-        "cloudtasks.cmekConfig.get",
-        "cloudtasks.cmekConfig.update",
-        "cloudtasks.locations.get",
-        "cloudtasks.locations.list",
-        "cloudtasks.queues.create",
-        "cloudtasks.queues.delete",
-        "cloudtasks.queues.get",
-        "cloudtasks.queues.getIamPolicy",
-        "cloudtasks.queues.list",
-        "cloudtasks.queues.pause",
-        "cloudtasks.queues.purge",
-        "cloudtasks.queues.resume",
-        "cloudtasks.queues.setIamPolicy",
-        "cloudtasks.queues.update",
-        "cloudtasks.tasks.create",
-        "cloudtasks.tasks.delete",
-        "cloudtasks.tasks.fullView",
-        "cloudtasks.tasks.get",
-        "cloudtasks.tasks.list",
-        "cloudtasks.tasks.run",
-    }
-)
+PERMISSIONS = CLOUDTASKS_PERMISSIONS
+"""The permissions that exist: what TestIamPermissions can answer."""
 _VERSIONS = (0, 1, 3)
 _MEMBER_TYPES = ("user:", "serviceAccount:", "group:", "domain:", "principal:", "principalSet:", "deleted:")
 
@@ -51,6 +30,8 @@ def check_policy(policy: Policy) -> None:
             raise InvalidArgument(f"{where}.role is required.")
         if not binding.role.startswith(("roles/", "projects/", "organizations/")):
             raise InvalidArgument(f"{where}.role {binding.role!r} is not a role name (roles/…).")
+        if binding.role.startswith("roles/") and binding.role not in PREDEFINED_ROLES:
+            raise InvalidArgument(f"Role {binding.role} is not supported for this resource.")
         if not binding.members:
             raise InvalidArgument(f"{where}.members must name at least one principal.")
         for member in binding.members:
