@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,8 @@ class Server:
         self.extra = extra or []
         self.ca = ca
         """The CA of the server's certificate, when its config serves TLS."""
+        self.client_cert: tuple[str, str] | None = None
+        """(certificate, key) to present, when the server asks clients for certificates."""
         self.http_port = free_port()
         self.grpc_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -80,14 +83,22 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"tasksd exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                verify = str(self.ca) if self.ca else True
-                if httpx.get(f"{self.url}/healthz", timeout=1, verify=verify).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify()).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
         self.stop(signal.SIGKILL)
         raise RuntimeError("tasksd did not become healthy within 30 s")
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx needs to reach the server: its CA (and the client certificate), or True."""
+        if self.ca is None:
+            return True
+        context = ssl.create_default_context(cafile=str(self.ca))
+        if self.client_cert is not None:
+            context.load_cert_chain(*self.client_cert)
+        return context
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None

@@ -123,6 +123,7 @@ def secured(
                     "user:ann@example.com",
                     "serviceAccount:robot@other.iam.gserviceaccount.com",
                     "principal://idp.example/subject/s-1",
+                    "principal://https://idp.example/subject/s-3",
                 ],
             },
         ],
@@ -305,7 +306,7 @@ def test_static_tokens(secured: Server) -> None:
     client = _rest(secured, oauth2_credentials.Credentials("s3cret"))
     name = f"{PARENT}/queues/{_queue_id()}"
     assert client.create_queue(parent=PARENT, queue={"name": name}).name == name
-    with pytest.raises(exceptions.Forbidden, match='"cloudtasks.tasks.create"'):
+    with pytest.raises(exceptions.Forbidden, match=r'"cloudtasks\.tasks\.create"'):
         client.create_task(parent=name, task={"http_request": {"url": "http://127.0.0.1:9/"}})
     for token in ("s3cret", "ops-secret"):  # the second comes from an environment variable
         answer = httpx.get(f"{secured.url}/v2/{name}?access_token={token}", verify=_verify(secured))
@@ -332,6 +333,7 @@ def test_oidc_id_tokens(secured: Server, issuer: _Issuer) -> None:
     assert status(issuer.token(email="ann@example.com")) == 200  # user:ann@example.com
     assert status(issuer.token(email="robot@other.iam.gserviceaccount.com")) == 200  # serviceAccount:
     assert status(issuer.token()) == 200  # no email: principal://idp.example/subject/s-1
+    assert status(issuer.token(sub="s-3")) == 200  # the member spells the issuer as its URL
     assert status(issuer.token(sub="s-2")) == 403  # authenticated, granted nothing
     assert status(issuer.token(audience="someone-else", email="ann@example.com")) == 401
     assert status(issuer.token(lifetime=-120, email="ann@example.com")) == 401
@@ -416,3 +418,56 @@ def test_node_client_with_a_key_file(secured: Server) -> None:
     assert "anonymous refused 16" in done.stdout or "anonymous refused 401" in done.stdout, done.stdout
     if secured.ca:
         assert f"grpc ok {PARENT}/queues/{queue_id}-grpc" in done.stdout, done.stdout
+
+
+def test_client_certificates_when_tls_names_a_client_ca(tmp_path: Path) -> None:
+    """With tls.client_ca_file, both ports want a client certificate signed by that CA (and
+    calls still need credentials)."""
+    authority = TestCa(tmp_path)
+    issued = authority.issue("server", ["127.0.0.1"])
+    client = authority.issue("client", ["client"], client=True)
+    config = {
+        "tls": {
+            "cert_file": str(issued.cert),
+            "key_file": str(issued.key),
+            "client_ca_file": str(authority.cert),
+        },
+        "auth": {
+            "tokens": [{"token": "s3cret", "principal": "user:ci@example.com"}],
+            "bindings": [
+                {"project": PROJECT, "role": "roles/cloudtasks.viewer", "members": ["user:ci@example.com"]}
+            ],
+        },
+    }
+    (tmp_path / "tasksd.yaml").write_text(json.dumps(config))
+    server = Server(f"sqlite:///{tmp_path / 'tasksd.db'}", tmp_path / "tasksd.yaml", ca=authority.cert)
+    cert = (str(client.cert), str(client.key))
+    server.client_cert = cert
+    proc_server = server.start()
+    try:
+        url = f"{proc_server.url}/v2/{PARENT}/queues"
+        headers = {"authorization": "Bearer s3cret"}
+        assert httpx.get(url, headers=headers, verify=server.verify()).status_code == 200
+        assert httpx.get(url, verify=server.verify()).status_code == 401
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url, headers=headers, verify=str(authority.cert), timeout=5)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=authority.cert.read_bytes(),
+            private_key=client.key.read_bytes(),
+            certificate_chain=client.cert.read_bytes(),
+        )
+        channel = grpc.secure_channel(f"127.0.0.1:{proc_server.grpc_port}", credentials)
+        grpc_client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+        assert (
+            list(grpc_client.list_queues(parent=PARENT, metadata=[("authorization", "Bearer s3cret")])) == []
+        )
+        bare = grpc.secure_channel(
+            f"127.0.0.1:{proc_server.grpc_port}",
+            grpc.ssl_channel_credentials(root_certificates=authority.cert.read_bytes()),
+        )
+        with pytest.raises(exceptions.ServiceUnavailable):
+            tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=bare)).list_queues(
+                parent=PARENT, metadata=[("authorization", "Bearer s3cret")], timeout=10, retry=None
+            )
+    finally:
+        proc_server.stop()
