@@ -141,8 +141,11 @@ def _limits(value: Any) -> Limits:
         if key not in known:
             raise ConfigError(f"unknown key limits.{key}; known keys: {', '.join(sorted(known))}.")
         integer = key in ("max_header_bytes", "max_connections")
-        if isinstance(item, bool) or not isinstance(item, int | float) or item <= 0 or (
-            integer and not isinstance(item, int)
+        if (
+            isinstance(item, bool)
+            or not isinstance(item, int | float)
+            or item <= 0
+            or (integer and not isinstance(item, int))
         ):
             kind = "a whole number" if integer else "a number of seconds"
             raise ConfigError(f"limits.{key} must be {kind} above 0, got {item!r}.")
@@ -218,8 +221,7 @@ def apply_config_file(settings: Settings, data: dict[str, Any], explicit: set[st
             queues = tuple(value)
         else:
             known = sorted(
-                SERVER_KEYS
-                | {"locations", "queue_reuse_delay", "queues", "lease_calls_per_second", "limits"}
+                SERVER_KEYS | {"locations", "queue_reuse_delay", "queues", "lease_calls_per_second", "limits"}
             )
             raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(known)}.")
     if "allowed_target_hosts" in server and server["allowed_target_hosts"] is not None:

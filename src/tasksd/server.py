@@ -6,20 +6,30 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import grpc
 import uvicorn
 from google.protobuf import json_format
 
 from tasksd.api import v2, v2beta2, v2beta3
+from tasksd.api.authz import Guard
 from tasksd.api.cloudtasks import CloudTasksApi, Version
 from tasksd.api.grpc.server import start_grpc
 from tasksd.api.locations import LocationsApi
 from tasksd.api.operations import OperationsApi
 from tasksd.api.rest.app import Document, RestApp, RestVersion
+from tasksd.api.rest.protocol import http_protocol, raise_open_file_limit
 from tasksd.api.rpc import Rpc
+from tasksd.auth.config import AuthConfig, read_auth_config
+from tasksd.auth.credentials import Authenticator
+from tasksd.auth.policy import Iam
+from tasksd.auth.tokens import ApiTokens
 from tasksd.clock import SystemClock
 from tasksd.config import ConfigError, Settings
 from tasksd.engine.dispatcher import Dispatcher
@@ -27,6 +37,7 @@ from tasksd.model.errors import TasksError
 from tasksd.service import TasksService
 from tasksd.store import open_store
 from tasksd.targets.appengine import AppEngineUrls
+from tasksd.targets.network import TargetNetworks
 from tasksd.targets.sender import Sender
 from tasksd.targets.tokens import TokenIssuer, new_signing_key
 
@@ -63,10 +74,57 @@ def all_rpcs(service: TasksService) -> list[Rpc]:
     return rpcs
 
 
-def build_rest_app(service: TasksService, tokens: TokenIssuer | None = None) -> RestApp:
-    rpcs = all_rpcs(service)
+def build_rest_app(
+    rpcs: list[Rpc], tokens: TokenIssuer | None = None, authenticator: Authenticator | None = None
+) -> RestApp:
     versions = [RestVersion(v.name, v.rest_methods, rpcs, v.rest_aliases) for v in VERSIONS]
-    return RestApp(versions, token_documents(tokens))
+    if authenticator is None:
+        return RestApp(versions, token_documents(tokens))
+    return RestApp(
+        versions,
+        token_documents(tokens),
+        authenticate=authenticator.authenticate,
+        forms={"/token": authenticator.grant},
+    )
+
+
+def guarded_rpcs(service: TasksService, auth: AuthConfig | None) -> list[Rpc]:
+    """Every RPC, each checking its caller's permissions when authentication is on."""
+    rpcs = all_rpcs(service)
+    if auth is None:
+        return rpcs
+    guard = Guard(Iam(auth), service)
+    return [guard.wrap(rpc) for rpc in rpcs]
+
+
+def _tls(settings: Settings, base: Path) -> tuple[dict[str, Any], grpc.ServerCredentials | None]:
+    """uvicorn's TLS options and gRPC's server credentials for the ``tls:`` setting (relative
+    paths are read from ``base``, the config file's folder)."""
+    if settings.tls is None:
+        return {}, None
+    paths = {key: base / value for key, value in settings.tls.items()}
+    try:
+        read = {key: path.read_bytes() for key, path in paths.items()}
+    except OSError as exc:
+        raise ConfigError(f"tls: cannot read {exc.filename}: {exc.strerror}.") from None
+    client_ca = read.get("client_ca_file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            paths["cert_file"], paths["key_file"]
+        )
+        if client_ca is not None:
+            ssl.create_default_context(cafile=str(paths["client_ca_file"]))
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"tls: the certificate, key or CA file cannot be used: {exc}.") from None
+    options: dict[str, Any] = {"ssl_certfile": str(paths["cert_file"]), "ssl_keyfile": str(paths["key_file"])}
+    if client_ca is not None:
+        options |= {"ssl_ca_certs": str(paths["client_ca_file"]), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    credentials = grpc.ssl_server_credentials(
+        [(read["key_file"], read["cert_file"])],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+    return options, credentials
 
 
 def token_documents(tokens: TokenIssuer | None) -> dict[str, Document]:
@@ -116,16 +174,26 @@ async def _sweep_forever(service: TasksService, interval_s: float) -> None:
 
 
 async def serve(settings: Settings) -> None:
+    base = Path(settings.config).parent if settings.config else Path.cwd()
+    auth = read_auth_config(settings.auth, base)
+    tls_options, grpc_tls = _tls(settings, base)
+    try:
+        sender = Sender(
+            verify_tls=not settings.insecure_skip_target_tls_verify,
+            ca_file=str(base / settings.target_ca_file) if settings.target_ca_file else None,
+            allowed_networks=settings.allowed_target_networks,
+            allowed_hosts=frozenset(settings.allowed_target_hosts) if settings.allowed_target_hosts else None,
+        )
+    except ValueError as exc:  # a CA file or network that cannot be used
+        raise ConfigError(str(exc)) from None
     store = await open_store(settings.db)
-    sender = Sender(
-        verify_tls=not settings.trust_self_signed_targets,
-        allowed_hosts=frozenset(settings.allowed_target_hosts) if settings.allowed_target_hosts else None,
-    )
     dispatcher: Dispatcher | None = None
     try:
         clock = SystemClock()
         key = await store.get_or_add_meta("oidc_signing_key", new_signing_key)
-        tokens = TokenIssuer(key, settings.oidc_issuer or f"http://{settings.host}:{settings.http_port}")
+        scheme = "https" if settings.tls is not None else "http"
+        tokens = TokenIssuer(key, settings.oidc_issuer or f"{scheme}://{settings.host}:{settings.http_port}")
+        authenticator = Authenticator(auth, ApiTokens(key)) if auth is not None else None
         urls = AppEngineUrls(settings.app_engine_url, dict(settings.app_engine_services))
         dispatcher = Dispatcher(
             store,
@@ -136,11 +204,14 @@ async def serve(settings: Settings) -> None:
             node=settings.node_id,
             ownership_ttl=timedelta(seconds=settings.queue_ownership_ttl_s),
         )
-        service = TasksService(store, clock, settings.service, dispatcher)
+        networks = TargetNetworks.parse(settings.allowed_target_networks)
+        service = TasksService(store, clock, replace(settings.service, target_networks=networks), dispatcher)
         await declare_queues(service, settings.queues)
+        rpcs = guarded_rpcs(service, auth)
         await dispatcher.start()
+        raise_open_file_limit(settings.limits)
         config = uvicorn.Config(
-            build_rest_app(service, tokens),
+            build_rest_app(rpcs, tokens, authenticator),
             host=settings.host,
             port=settings.http_port,
             lifespan="off",
@@ -150,11 +221,20 @@ async def serve(settings: Settings) -> None:
             # Google's front ends keep idle connections about ten minutes, so do the same.
             timeout_keep_alive=620,
             log_level=settings.log_level,
-            http="httptools",
+            # httptools, with bounds on heads, slow clients and connections (limits:)
+            http=http_protocol(settings.limits),
+            ws="none",
+            **tls_options,
             loop="none",
         )
         server = _Server(config)
-        grpc_server = await start_grpc(all_rpcs(service), settings.host, settings.grpc_port)
+        grpc_server = await start_grpc(
+            rpcs,
+            settings.host,
+            settings.grpc_port,
+            authenticator.authenticate if authenticator is not None else None,
+            grpc_tls,
+        )
         sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_s))
         try:
             await service.sweep()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,10 @@ class TestCa:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )
         self.cert = folder / f"{name.replace(' ', '-')}.pem"
@@ -65,7 +71,11 @@ class TestCa:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
+            )
             .sign(self._key, hashes.SHA256())
         )
         issued = Issued(self.folder / f"{name}.pem", self.folder / f"{name}.key")
@@ -76,3 +86,10 @@ class TestCa:
             )
         )
         return issued
+
+    def server_context(self, *hosts: str) -> ssl.SSLContext:
+        """A server's TLS context with a certificate of this CA for ``hosts``."""
+        issued = self.issue(f"server-{uuid.uuid4().hex[:8]}", list(hosts))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(issued.cert, issued.key)
+        return context

@@ -1,16 +1,20 @@
-"""One attempt on the wire: deadline, allow-list, and how replies are recorded."""
+"""One attempt on the wire: deadline, allowed hosts and networks, and how replies are recorded."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
 import time
+from pathlib import Path
 
 import pytest
 
 from tasksd.engine.dispatcher import response_status
 from tasksd.model.errors import Code
+from tasksd.targets.network import TargetNetworks
 from tasksd.targets.outbound import Outbound
-from tasksd.targets.sender import Reply, Sender
+from tasksd.targets.sender import CheckedResolver, RefusedAddress, Reply, Sender
 from tests.integration.sink import Answer, Sink
 
 
@@ -85,21 +89,83 @@ def test_stop_sending_abandons_waiting_and_running_attempts(sink: Sink) -> None:
 
 
 def test_allow_list_and_connection_errors(sink: Sink) -> None:
-    async def attempts() -> tuple[Reply, Reply]:
+    """allowed_hosts holds for every hop: a redirect from an allowed host to another is not
+    followed."""
+    sink.script("/away", Answer(302, {"Location": sink.url.replace("127.0.0.1", "localhost") + "/x"}))
+
+    async def attempts() -> tuple[Reply, Reply, Reply]:
         sender = Sender(allowed_hosts=frozenset({"localhost"}))
+        hop_sender = Sender(allowed_hosts=frozenset({"127.0.0.1"}))
         open_sender = Sender()
         try:
             refused = await sender.send(post(sink.url + "/x"), deadline_s=5)
+            redirected = await hop_sender.send(post(sink.url + "/away"), deadline_s=5)
             nobody = await open_sender.send(post("http://127.0.0.1:9/nothing"), deadline_s=5)
-            return refused, nobody
+            return refused, redirected, nobody
         finally:
             await sender.close()
+            await hop_sender.close()
             await open_sender.close()
 
-    refused, nobody = asyncio.run(attempts())
-    assert refused.status == 0 and "not in the allowed list" in refused.reason
+    refused, redirected, nobody = asyncio.run(attempts())
+    assert refused.status == 0 and "'127.0.0.1' is not in the allowed list" in refused.reason
+    assert response_status(refused).code == Code.PERMISSION_DENIED
+    assert redirected.refused and "'localhost' is not in the allowed list" in redirected.reason
+    assert len(sink.on("/away")) == 1
     assert nobody.status == 0 and response_status(nobody).code == Code.UNAVAILABLE
     assert sink.on("/x") == []
+
+
+def test_allowed_networks_hold_for_every_connection(sink: Sink) -> None:
+    """The address connected to is checked, on each hop: an IP literal, a name's address, and
+    where a redirect leads; pooled connections to an allowed address keep being used."""
+    sink.script("/to-other", Answer(302, {"Location": "http://127.0.0.2:9/other"}))
+    sink.script("/to-self", Answer(302, {"Location": "/fine"}))
+
+    async def attempts() -> list[Reply]:
+        sender = Sender(allowed_networks=("127.0.0.1/32",))
+        try:
+            return [
+                await sender.send(post(sink.url + "/to-self"), deadline_s=5),
+                await sender.send(post(sink.url + "/to-other"), deadline_s=5),
+                await sender.send(post("http://127.0.0.2:9/direct"), deadline_s=5),
+                await sender.send(post("http://[::ffff:169.254.169.254]/"), deadline_s=5),
+                await sender.send(post(sink.url + "/fine"), deadline_s=5),
+            ]
+        finally:
+            await sender.close()
+
+    to_self, to_other, direct, mapped, again = asyncio.run(attempts())
+    assert to_self.status == 200 and again.status == 200 and len(sink.on("/fine")) == 2
+    for reply, address in ((to_other, "127.0.0.2"), (direct, "127.0.0.2"), (mapped, "a9fe:a9fe")):
+        assert reply.refused and address in reply.reason and "is not allowed by this server" in reply.reason
+        assert response_status(reply).code == Code.PERMISSION_DENIED
+
+
+def test_the_resolver_keeps_only_allowed_addresses() -> None:
+    """A name whose every address is refused fails with the refusal (not aiohttp's summary of
+    several connection errors); allowed addresses of a name are kept."""
+
+    async def resolve(networks: tuple[str, ...]) -> list[str]:
+        resolver = CheckedResolver(TargetNetworks.parse(networks))
+        try:
+            return [h["host"] for h in await resolver.resolve("localhost", 80, socket.AF_UNSPEC)]
+        finally:
+            await resolver.close()
+
+    assert asyncio.run(resolve(("127.0.0.0/8",))) == ["127.0.0.1"]  # ::1, if any, is dropped
+    with pytest.raises(RefusedAddress, match=re.escape("127.0.0.1 is not allowed by this server")):
+        asyncio.run(resolve(("10.0.0.0/8",)))
+
+
+def test_unusable_tls_settings_are_refused_at_start(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("no certificate here\n")
+    for path in (junk, tmp_path / "missing.pem", tmp_path):
+        with pytest.raises(ValueError, match=re.escape(f"target_ca_file '{path}' cannot be used")):
+            Sender(ca_file=str(path))
+    with pytest.raises(ValueError, match=re.escape("'10.0.0.0/40' is not a network")):
+        Sender(allowed_networks=("10.0.0.0/40",))
 
 
 @pytest.mark.parametrize(
@@ -117,3 +183,10 @@ def test_allow_list_and_connection_errors(sink: Sink) -> None:
 )
 def test_reply_to_rpc_status(status: int, code: Code) -> None:
     assert response_status(Reply(status, "x")).code == code
+
+
+def test_a_refused_reply_is_permission_denied() -> None:
+    status = response_status(
+        Reply(0, "The target address 169.254.169.254 is not allowed by this server.", refused=True)
+    )
+    assert status.code == Code.PERMISSION_DENIED and "169.254.169.254" in status.message

@@ -62,3 +62,33 @@ def test_filter_selects(text: str, expected: list[str]) -> None:
 def test_bad_filters_are_invalid_argument(text: str) -> None:
     with pytest.raises(InvalidArgument, match="filter"):
         parse_filter(text, QueuePb)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 5000,
+        "NOT " * 5000 + "state = PAUSED",
+        "- " * 5000 + "state = PAUSED",
+        "(" * 101 + "state = PAUSED" + ")" * 101,
+        "NOT (" * 51 + "state = PAUSED" + ")" * 51,
+    ],
+)
+def test_filters_nested_too_deep_are_invalid_argument(text: str) -> None:
+    with pytest.raises(InvalidArgument, match=r"nest more than 100 deep") as raised:
+        parse_filter(text, QueuePb)
+    assert len(raised.value.message) < 300  # the filter is quoted, cut short
+
+
+@pytest.mark.parametrize(
+    ("text", "selected"),
+    [
+        ("(" * 100 + "state = PAUSED" + ")" * 100, ["app_engine_http_target"]),
+        ("NOT " * 99 + "state = PAUSED", ["pull_target", "http_target"]),
+        ("NOT (" * 50 + "state = PAUSED" + ")" * 50, ["app_engine_http_target"]),
+        (" OR ".join(["(state = PAUSED)"] * 5000), ["app_engine_http_target"]),
+    ],
+)
+def test_filters_nested_100_deep_or_long_but_flat_work(text: str, selected: list[str]) -> None:
+    predicate = parse_filter(text, QueuePb)
+    assert [q.name.rsplit("/", 1)[1] for q in QUEUES if predicate(q)] == selected

@@ -4,7 +4,7 @@ The documented syntax is that of logging filters; this implements the part a que
 comparisons ``field OP value`` with OP one of ``: = != < <= > >=``, where ``field`` is a
 dotted path of the version's Queue message (snake_case or camelCase) and ``field : *``
 tests presence, joined by ``AND`` (or juxtaposition), ``OR`` and ``NOT``/``-``, with
-parentheses.
+parentheses, nested at most ``MAX_DEPTH`` deep.
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ _TOKEN = re.compile(
     r"""\s*(?:(?P<op><=|>=|!=|[:=<>()])|(?P<str>"(?:[^"\\]|\\.)*")|(?P<word>[^\s:=<>!()"]+))"""
 )
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+MAX_DEPTH = 100
+"""How deep ``NOT``, ``-`` and parentheses may nest: the parser recurses once per level."""
+
+
+def _shown(text: str) -> str:
+    """Filter text as an error message quotes it: a long one is cut short."""
+    return repr(text if len(text) <= 200 else text[:200] + "…")
 
 
 def _tokens(text: str) -> list[str]:
@@ -33,7 +40,7 @@ def _tokens(text: str) -> list[str]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
-            raise InvalidArgument(f"Invalid filter {text!r}: unexpected text at {text[pos:]!r}.")
+            raise InvalidArgument(f"Invalid filter {_shown(text)}: unexpected text at {_shown(text[pos:])}.")
         out.append(match.group(match.lastgroup or "word"))
         pos = match.end()
     return out
@@ -58,11 +65,12 @@ class _Parser:
     def __init__(self, tokens: list[str], message_type: type[Message], text: str) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
         self.message_type = message_type
         self.text = text
 
     def fail(self, why: str) -> None:
-        raise InvalidArgument(f"Invalid filter {self.text!r}: {why}.")
+        raise InvalidArgument(f"Invalid filter {_shown(self.text)}: {why}.")
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -92,17 +100,21 @@ class _Parser:
 
     def unary(self) -> Predicate:
         token = self.peek()
-        if token in ("NOT", "-"):
-            self.take()
-            inner = self.unary()
-            return lambda m: not inner(m)
+        if token not in ("NOT", "-", "("):
+            return self.comparison()
+        self.take()
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(f"NOT, - and parentheses nest more than {MAX_DEPTH} deep")
         if token == "(":
-            self.take()
             inner = self.expression()
             if self.take() != ")":
                 self.fail("a parenthesis is not closed")
+            self.depth -= 1
             return inner
-        return self.comparison()
+        negated = self.unary()
+        self.depth -= 1
+        return lambda m: not negated(m)
 
     def comparison(self) -> Predicate:
         path = self.take()

@@ -67,6 +67,8 @@ _HTTP_TO_CODE = {
 
 def response_status(reply: Reply) -> ResponseStatus:
     """The google.rpc.Status an attempt's reply is recorded as."""
+    if reply.refused:
+        return ResponseStatus(int(Code.PERMISSION_DENIED), reply.reason)
     if reply.status == 0:
         code = Code.DEADLINE_EXCEEDED if "deadline" in reply.reason else Code.UNAVAILABLE
         return ResponseStatus(int(code), reply.reason)

@@ -40,6 +40,7 @@ from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
 from tasksd.service.tasks import GENERATED_ID_TRIES, prepare_task
 from tasksd.store.base import Lease, LimitState, Store
 from tasksd.targets.http import apply_uri_override
+from tasksd.targets.network import ANY_ADDRESS, TargetNetworks
 
 T = TypeVar("T")
 
@@ -58,6 +59,9 @@ class ServiceSettings:
     # The real service reserves a deleted queue's name for up to 7 days; test suites re-create
     # queues, so locally the default is no reservation.
     queue_reuse_delay: timedelta = timedelta(0)
+    # Where tasks may be sent (``allowed_target_networks``): CreateTask refuses URLs naming
+    # other addresses.
+    target_networks: TargetNetworks = ANY_ADDRESS
 
 
 @dataclass(slots=True)
@@ -208,6 +212,10 @@ class TasksService:
         iam.check_requested_version(requested_version)
         return iam.present(await self.store.get_policy(name), requested_version)
 
+    async def queue_policy(self, name: QueueName) -> Policy:
+        """The queue's own policy as stored, for authorization. Raises: QueueNotFound."""
+        return await self.store.get_policy(name)
+
     async def set_iam_policy(self, name: QueueName, policy: Policy) -> Policy:
         """Raises: QueueNotFound, InvalidArgument, Aborted (stale etag)."""
         iam.check_policy(policy)
@@ -226,11 +234,11 @@ class TasksService:
 
     async def create_task(self, parent: QueueName, task: Task) -> Task:
         """Raises: QueueNotFound, InvalidArgument, AlreadyExists."""
-        now = self.clock.now()
+        now, networks = self.clock.now(), self.settings.target_networks
         for tries_left in reversed(range(GENERATED_ID_TRIES)):
             try:
                 created = await self.store.insert_task(
-                    parent, lambda queue: prepare_task(queue, parent, task, now), now
+                    parent, lambda queue: prepare_task(queue, parent, task, now, networks), now
                 )
                 break
             except AlreadyExists:

@@ -15,6 +15,8 @@ from tasksd.model.names import QueueName
 from tasksd.model.queue import HttpMethod, Queue, QueueKind, with_host
 from tasksd.model.task import AppEngineHttpRequest, HttpRequest, PullMessage, Task, TaskStatus
 from tasksd.service.queues import check_header, complete_retry_config
+from tasksd.targets.http import apply_uri_override
+from tasksd.targets.network import ANY_ADDRESS, TargetNetworks
 
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 MAX_URL_LENGTH = 2083
@@ -58,8 +60,11 @@ new_task_id = TaskIds().next
 GENERATED_ID_TRIES = 5
 
 
-def prepare_task(queue: Queue, parent: QueueName, given: Task, now: datetime) -> Task:
-    """The task to store for a CreateTask request, validated against its queue.
+def prepare_task(
+    queue: Queue, parent: QueueName, given: Task, now: datetime, networks: TargetNetworks = ANY_ADDRESS
+) -> Task:
+    """The task to store for a CreateTask request, validated against its queue and the
+    addresses ``networks`` lets tasks be sent to.
 
     Raises:
         InvalidArgument: a rule of the API is broken; the message names the field.
@@ -104,6 +109,7 @@ def prepare_task(queue: Queue, parent: QueueName, given: Task, now: datetime) ->
             _check_deadline(deadline, APP_ENGINE_DEADLINE)
         else:
             payload = _check_http_request(payload)
+            _check_target_address(payload, queue, networks)
             _check_deadline(deadline, HTTP_DEADLINE)
     retry = complete_retry_config(given.retry_config) if given.retry_config is not None else None
     return Task(
@@ -183,7 +189,12 @@ def _check_http_request(request: HttpRequest) -> HttpRequest:
         raise InvalidArgument(f"{field}.url must begin with 'http://' or 'https://', got {url[:100]!r}.")
     if len(url) > MAX_URL_LENGTH:
         raise InvalidArgument(f"{field}.url must be at most {MAX_URL_LENGTH} characters, got {len(url)}.")
-    if _SPACE.search(url) or not urlsplit(url).hostname:
+    try:
+        parts = urlsplit(url)  # raises for "http://[::1/", an IPv6 host without its bracket
+        host, _ = parts.hostname, parts.port  # .port raises for a port that is no number to 65535
+    except ValueError:
+        host = None
+    if _SPACE.search(url) or not host:
         raise InvalidArgument(f"{field}.url {url[:100]!r} is not a valid URL.")
     if request.body and method not in _BODY_METHODS_HTTP:
         raise InvalidArgument(
@@ -200,6 +211,25 @@ def _check_http_request(request: HttpRequest) -> HttpRequest:
             f"{field} is too large: {size} bytes; HTTP tasks may be at most {MAX_TASK_BYTES} bytes."
         )
     return replace(request, http_method=method)
+
+
+def _check_target_address(request: HttpRequest, queue: Queue, networks: TargetNetworks) -> None:
+    """A URL naming an address that tasks may not be sent to is refused now (an attempt to a
+    host name is checked on the address it connects to)."""
+    refusal = networks.literal_refusal(urlsplit(request.url).hostname or "")
+    if refusal is not None:
+        raise InvalidArgument(f"task.http_request.url: {refusal}")
+    override = queue.http_target.uri_override if queue.http_target is not None else None
+    if override is not None and override.host:
+        try:
+            sent = urlsplit(apply_uri_override(request.url, override)).hostname or ""
+        except ValueError:
+            raise InvalidArgument(
+                f"The queue's http_target.uri_override.host {override.host[:100]!r} makes no valid URL."
+            ) from None
+        refusal = networks.literal_refusal(sent)
+        if refusal is not None:
+            raise InvalidArgument(f"The queue's http_target.uri_override.host: {refusal}")
 
 
 def _check_deadline(deadline: timedelta | None, bounds: tuple[timedelta, timedelta]) -> None:

@@ -12,6 +12,19 @@ semaphore (measured in ``bench/dispatch.py``, where thousands of attempts wait a
 
 aiohttp rather than httpx: httpx's pool checks every pooled connection on every request,
 which made dispatch to one busy host quadratic (measured: ~110 attempts/s at 500/s).
+
+Where attempts may go (``tasksd.targets.network``) is checked on the address each connection
+is actually opened to, never on the URL: aiohttp hands every address it is about to connect to,
+whether it came from DNS or from an IP literal, to the connector's ``socket_factory``, and the
+factory refuses to make a socket for an address the rule does not allow. Every hop of a
+redirect that aiohttp follows opens (or reuses) a connection through the same connector, so
+neither a host name that resolves to a refused address, nor DNS that changes between a check and
+the connection, nor a redirect to another host gets past it; the check costs nothing per request
+on a reused connection. The resolver drops refused addresses first, so that a name with both
+allowed and refused addresses is reached on the allowed ones, and one with only refused ones
+fails with a refusal rather than with aiohttp's summary of several connection errors.
+``allowed_hosts`` (names, not addresses) is checked on every hop by a client middleware.
+A refused attempt comes back as ``Reply(0, reason, refused=True)``: nothing was sent.
 """
 
 from __future__ import annotations
@@ -19,15 +32,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
+from tasksd.targets.network import TargetNetworks
 from tasksd.targets.outbound import Outbound
 
 log = logging.getLogger(__name__)
@@ -42,6 +58,16 @@ class Reply:
     status: int
     reason: str
     retry_after_s: float | None = None
+    refused: bool = False
+    """Nothing was sent: this server's rules do not allow the target (``reason`` says why)."""
+
+
+class RefusedAddress(OSError):
+    """A connection to an address that the target rule does not allow was not made."""
+
+
+class RefusedHost(aiohttp.ClientError):
+    """A request to a host outside ``allowed_hosts`` was not made."""
 
 
 class _Lane:
@@ -54,16 +80,41 @@ class _Lane:
         self.runners = 0
 
 
+class CheckedResolver(AbstractResolver):
+    """aiohttp's resolver, without the addresses that attempts may not connect to."""
+
+    def __init__(self, networks: TargetNetworks) -> None:
+        self._resolver = aiohttp.DefaultResolver()
+        self._networks = networks
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        hosts = await self._resolver.resolve(host, port, family)
+        allowed = [h for h in hosts if self._networks.refusal(h["host"]) is None]
+        if hosts and not allowed:
+            raise RefusedAddress(self._networks.refusal(hosts[0]["host"]))
+        return allowed
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+
 class Sender:
     def __init__(
         self,
         *,
         verify_tls: bool = True,
+        ca_file: str | None = None,
+        allowed_networks: tuple[str, ...] | None = None,
         allowed_hosts: frozenset[str] | None = None,
         connections_per_host: int = CONNECTIONS_PER_HOST,
     ) -> None:
-        self._verify = verify_tls
-        self._allowed = allowed_hosts
+        """Raises: ValueError when ``ca_file`` or a network of ``allowed_networks`` cannot be
+        used (the message names it)."""
+        self._tls = _tls_context(verify_tls, ca_file)
+        self._networks = TargetNetworks.parse(allowed_networks)
+        self._allowed = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts is not None else None
         self._per_host = connections_per_host
         self._lanes: dict[str, _Lane] = {}
         self._runners: set[asyncio.Task[None]] = set()
@@ -74,21 +125,47 @@ class Sender:
             # trust_env=False: proxy variables of the server's environment must not redirect tasks.
             # Connections are reused per host; beyond this many at once, attempts wait for one
             # (opening thousands of connections to one host cost more than the requests).
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._per_host, ssl=self._verify)
+            connector = aiohttp.TCPConnector(
+                limit=0,
+                limit_per_host=self._per_host,
+                ssl=self._tls,
+                resolver=CheckedResolver(self._networks),
+                socket_factory=self._socket,
+            )
             self._session = aiohttp.ClientSession(
-                connector=connector, trust_env=False, auto_decompress=False, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                trust_env=False,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
+                middlewares=(self._check_host,) if self._allowed is not None else (),
             )
         return self._session
+
+    def _socket(
+        self, addr_info: tuple[int, int, int, str, tuple[str, int] | tuple[str, int, int, int]]
+    ) -> socket.socket:
+        """The socket for a connection about to be made to ``addr_info``'s address, if allowed."""
+        family, kind, proto, _, address = addr_info
+        refusal = self._networks.refusal(address[0])
+        if refusal is not None:
+            raise RefusedAddress(refusal)
+        return socket.socket(family, kind, proto)
+
+    async def _check_host(
+        self,
+        request: aiohttp.ClientRequest,
+        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+    ) -> aiohttp.ClientResponse:
+        """Each hop (the first and every redirect) goes only to a host of ``allowed_hosts``."""
+        assert self._allowed is not None
+        host = request.url.host or ""
+        if host not in self._allowed:
+            raise RefusedHost(f"The target host {host!r} is not in the allowed list of this server.")
+        return await handler(request)
 
     def submit(self, request: Outbound, deadline_s: float, done: Callable[[Reply], object]) -> None:
         """Send ``request`` as soon as its host has a free connection; ``done`` gets the reply
         (on the event loop, never before this returns)."""
-        if self._allowed is not None:
-            host = urlsplit(request.url).hostname or ""
-            if host not in self._allowed:
-                reply = Reply(0, f"The target host {host!r} is not in the allowed list of this server.")
-                asyncio.get_running_loop().call_soon(done, reply)
-                return
         origin = _origin(request.url)
         lane = self._lanes.get(origin)
         if lane is None:
@@ -157,6 +234,9 @@ class Sender:
         except TimeoutError:
             return Reply(0, f"No response within the dispatch deadline ({deadline_s:g}s).")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
+            refusal = _refusal(exc)
+            if refusal is not None:
+                return Reply(0, refusal, refused=True)
             return Reply(0, f"{type(exc).__name__}: {exc}".rstrip(": "))
 
     async def close(self) -> None:
@@ -164,6 +244,35 @@ class Sender:
         if self._session is not None:
             await self._session.close()
             await asyncio.sleep(0)
+
+
+def _tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext | bool:
+    """What the connector checks HTTPS targets with: the system's CAs (True), those and
+    ``ca_file``'s, or nothing (False)."""
+    if ca_file is None:
+        return verify
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ValueError(f"target_ca_file {ca_file!r} cannot be used: {exc}") from None
+    context.set_alpn_protocols(("http/1.1",))
+    return context if verify else False
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """The reason, when an attempt failed because the target rule refused it."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # aiohttp wraps an OSError of the connector once or twice
+        if seen is None:
+            return None
+        if isinstance(seen, RefusedAddress | RefusedHost):
+            return str(seen)
+        if isinstance(seen, aiohttp.ClientConnectorError):
+            seen = seen.os_error
+        else:
+            seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _origin(url: str) -> str:

@@ -123,7 +123,14 @@ async def start_grpc(
         if rpc.grpc:
             services[rpc.service].append(rpc)
     _register_service_descriptors(services)
-    server = grpc.aio.server()
+    server = grpc.aio.server(
+        options=[
+            # A connection that never finishes its HTTP/2 handshake, or sits idle, holds a file
+            # descriptor the REST port needs too: bound both, as the REST port does.
+            ("grpc.server_handshake_timeout_ms", 30_000),
+            ("grpc.max_connection_idle_ms", 620_000),
+        ]
+    )
     for service, items in services.items():
         handlers = {rpc.name: _method_handler(rpc, authenticate) for rpc in items}
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))

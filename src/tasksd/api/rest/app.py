@@ -29,17 +29,21 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from tasksd.api import jsonpb
+from tasksd.api.authz import CALLER
 from tasksd.api.errors import rest_error
 from tasksd.api.rest.batch import BATCH_PATHS, JSON_CONTENT_TYPE, parse_batch, render_batch
 from tasksd.api.rest.routes import Route, Router, build_routes, load_discovery
 from tasksd.api.rpc import Rpc
-from tasksd.model.errors import Internal, InvalidArgument, NotFound, TasksError, Unimplemented
+from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
+from tasksd.model.errors import Code, Internal, InvalidArgument, NotFound, TasksError, Unimplemented
 
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Document = Callable[[dict[str, str]], tuple[int, dict[str, Any]]]
 """A GET endpoint outside the API (OIDC discovery, JWKS, tokeninfo): query → (status, JSON)."""
+Form = Callable[[dict[str, str], tuple[str, ...]], tuple[int, dict[str, Any]]]
+"""A POST endpoint outside the API (the token endpoint): (form fields, own URLs) → (status, JSON)."""
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Reply = tuple[int, bytes]
@@ -82,9 +86,18 @@ class RestVersion:
 class RestApp:
     """The ASGI application serving every registered version, /healthz and discovery docs."""
 
-    def __init__(self, versions: list[RestVersion], documents: dict[str, Document] | None = None) -> None:
+    def __init__(
+        self,
+        versions: list[RestVersion],
+        documents: dict[str, Document] | None = None,
+        authenticate: Authenticate | None = None,
+        forms: dict[str, Form] | None = None,
+    ) -> None:
         self.versions = {v.version: v for v in versions}
         self.documents = documents or {}
+        self.authenticate = authenticate
+        """When set, every API request is authenticated (the rest stays open)."""
+        self.forms = forms or {}
         self.router = Router([r for v in versions for r in v.routes])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,6 +117,18 @@ class RestApp:
         if method == "GET" and (path == "/$discovery/rest" or path.startswith("/discovery/v1/apis/")):
             await self._discovery(scope, send)
             return
+        form = self.forms.get(path) if method == "POST" else None
+        if form is not None:
+            await self._form(scope, receive, send, form)
+            return
+        if self.authenticate is not None:
+            try:
+                principal = await self.authenticate(_credentials(scope), (_own_url(scope),))
+            except TasksError as error:
+                status, payload = rest_error(error)
+                await _reply(send, status, payload, extra=_challenge(error))
+                return
+            CALLER.set(principal)
         if method == "POST" and path in BATCH_PATHS:
             status, payload, content_type = await self._batch(scope, receive)
             await _reply(send, status, payload, content_type)
@@ -167,6 +192,17 @@ class RestApp:
         except Exception:  # a bug: log it, never show a traceback to the caller
             log.exception("unhandled error reading %s %s", method, path)
             return rest_error(Internal())
+
+    async def _form(self, scope: Scope, receive: Receive, send: Send, form: Form) -> None:
+        """A POST endpoint outside the API that reads a form (the token endpoint)."""
+        try:
+            body = await _read_body(receive)
+        except TasksError as error:
+            await _reply(send, *rest_error(error))
+            return
+        fields = dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True))
+        status, content = form(fields, (_own_url(scope),))
+        await _reply(send, status, json.dumps(content).encode(), extra=[(b"cache-control", b"no-store")])
 
     async def _discovery(self, scope: Scope, send: Send) -> None:
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
@@ -280,17 +316,47 @@ def _build_request(
     return request
 
 
-def _read_json(body: bytes) -> Any:
+def _read_json(body: bytes, max_depth: int = 100) -> Any:
     """The body's JSON value: msgspec reads strict JSON; what it refuses (NaN, lone
-    surrogates, errors) is read by the json module, which also words the errors."""
+    surrogates, errors) is read by the json module, which also words the errors. Arrays and
+    objects nested more than ``max_depth`` deep are refused, as protobuf's JSON parser does."""
+    document: Any = None
+    too_deep = False
     try:
-        return _decode_json(body)
+        document = _decode_json(body)
+    except RecursionError:  # both parsers stop at the interpreter's limit (1,000 frames)
+        too_deep = True
     except ValueError:  # msgspec.DecodeError, UnicodeDecodeError
-        pass
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"Invalid JSON payload received. {exc}.") from None
+        try:
+            document = json.loads(body)
+        except RecursionError:
+            too_deep = True
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"Invalid JSON payload received. {exc}.") from None
+    # Nesting deeper takes more than twice as many bytes and more brackets than the limit: most
+    # bodies pass on their length or two counts; a long one is walked (its strings are not read).
+    size = len(body)
+    if (
+        not too_deep
+        and size > 2 * max_depth
+        and (size > 2048 or body.count(b"[") + body.count(b"{") > max_depth)
+    ):
+        level = [document] if type(document) is dict or type(document) is list else []
+        for _ in range(max_depth):  # the containers of one level at a time, never recursing
+            if not level:
+                break
+            level = [
+                v
+                for c in level
+                for v in (c.values() if type(c) is dict else c)
+                if type(v) is dict or type(v) is list
+            ]
+        too_deep = bool(level)
+    if too_deep:
+        raise InvalidArgument(
+            f"Invalid JSON payload received. Nesting too deep (more than {max_depth} levels)."
+        )
+    return document
 
 
 @functools.cache
@@ -329,8 +395,8 @@ async def _read_body(receive: Receive) -> bytes:
     size = 0
     while True:
         event = await receive()
-        if event["type"] == "http.disconnect":
-            break
+        if event["type"] == "http.disconnect":  # mid-body: the request must not run on part of it
+            raise InvalidArgument("The client disconnected before sending the whole request body.")
         chunk = event.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
@@ -341,7 +407,48 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _reply(send: Send, status: int, payload: bytes, content_type: bytes = JSON_CONTENT_TYPE) -> None:
+def _credentials(scope: Scope) -> Credentials:
+    """A request's bearer token and API key: headers first, then the query parameters."""
+    bearer = api_key = None
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            bearer = bearer_token(value.decode("latin-1"))
+        elif key == b"x-goog-api-key":
+            api_key = value.decode("latin-1")
+    query: bytes = scope["query_string"]
+    if query and (bearer is None or api_key is None) and (b"key=" in query or b"_token=" in query):
+        for name, value in parse_qsl(query.decode("latin-1")):
+            if name in ("access_token", "oauth_token") and bearer is None:
+                bearer = value
+            elif name == "key" and api_key is None:
+                api_key = value
+    return Credentials(bearer, api_key)
+
+
+def _own_url(scope: Scope) -> str:
+    """This server's URL as the request reached it."""
+    for key, value in scope["headers"]:
+        if key == b"host":
+            return f"{scope.get('scheme', 'http')}://{value.decode('latin-1')}"
+    return ""
+
+
+def _challenge(error: TasksError) -> list[tuple[bytes, bytes]]:
+    """The WWW-Authenticate header Google's front end sends with a 401."""
+    if error.code is not Code.UNAUTHENTICATED:
+        return []
+    return [(b"www-authenticate", b'Bearer realm="https://accounts.google.com/"')]
+
+
+async def _reply(
+    send: Send,
+    status: int,
+    payload: bytes,
+    content_type: bytes = JSON_CONTENT_TYPE,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(payload)).encode())]
+    if extra:
+        headers += extra
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
