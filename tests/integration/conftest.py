@@ -23,6 +23,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import tasks_v2beta2
 from googleapiclient.discovery import build
 
+from tests.integration.sink import Sink
 from tests.postgres import PostgresServer
 
 PROJECT = "test-project"
@@ -108,6 +109,41 @@ class Server:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def refused_start(config: Path) -> str:
+    """What ``tasksd serve --config CONFIG`` prints when it refuses to start (exit 2, no
+    traceback)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tasksd",
+            "serve",
+            "--db",
+            "sqlite:///:memory:",
+            "--http-port",
+            str(free_port()),
+            "--grpc-port",
+            str(free_port()),
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stderr
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[Sink]:
+    """A recording HTTP handler for push tasks, one per test module."""
+    handler = Sink()
+    yield handler
+    handler.close()
 
 
 @pytest.fixture(scope="session")

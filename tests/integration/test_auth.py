@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -38,8 +37,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tasksd.auth.keyfile import new_key_file
 from tests.integration.certs import TestCa
 from tests.integration.conftest import Server
+from tests.integration.test_node import NODE_DIR, node_with_client
 
-NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 PROJECT = "auth-project"
 PARENT = f"projects/{PROJECT}/locations/us-central1"
 CI = f"ci@{PROJECT}.iam.gserviceaccount.com"
@@ -380,15 +379,7 @@ def test_batch_parts_carry_the_outer_credentials(secured: Server) -> None:
 
 def test_node_client_with_a_key_file(secured: Server) -> None:
     """@google-cloud/tasks given the key file: its REST fallback, and over TLS its gRPC too."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node and npm, "Node.js and npm are needed for this test (apt-get install nodejs npm)"
-    if not (NODE_DIR / "node_modules" / "@google-cloud" / "tasks").exists():
-        subprocess.run(
-            [npm, "install", "--no-package-lock", "--no-audit", "--no-fund", "--silent"],
-            cwd=NODE_DIR,
-            check=True,
-            timeout=300,
-        )
+    node = node_with_client()
     folder: Path = secured.folder  # type: ignore[attr-defined]
     ca = str(secured.ca) if secured.ca else "-"
     queue_id = _queue_id()

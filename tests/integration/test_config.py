@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.integration.conftest import PARENT, Server, discovery_client, gapic_client
+from tests.integration.conftest import PARENT, Server, discovery_client, gapic_client, refused_start
 
 YAML = f"""
 locations: [us-central1, moon-base1]
@@ -83,22 +81,4 @@ def test_bad_config_is_a_clear_startup_error(tmp_path: Path) -> None:
     for text, expected in cases.items():
         config = tmp_path / "bad.yaml"
         config.write_text(text)
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tasksd",
-                "serve",
-                "--db",
-                "sqlite:///:memory:",
-                "--http-port",
-                "0",
-                "--config",
-                str(config),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 2, done.stderr
-        assert expected in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert expected in refused_start(config)

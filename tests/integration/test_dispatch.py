@@ -23,13 +23,6 @@ FAST_RETRY = {"minBackoff": "0.1s", "maxBackoff": "0.4s", "maxDoublings": 2}
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[Sink]:
-    handler = Sink()
-    yield handler
-    handler.close()
-
-
-@pytest.fixture(scope="module")
 def dispatching(sink: Sink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = tmp_path_factory.mktemp("dispatch") / "tasksd.db"
     server = Server(f"sqlite:///{db}", extra=["--app-engine-url", sink.url]).start()

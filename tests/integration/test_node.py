@@ -13,7 +13,8 @@ from tests.integration.conftest import Server
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 
 
-def test_node_client_over_grpc_and_rest(server: Server) -> None:
+def node_with_client() -> str:
+    """The node command, once @google-cloud/tasks is installed beside the checks."""
     node, npm = shutil.which("node"), shutil.which("npm")
     assert node and npm, "Node.js and npm are needed for this test (apt-get install nodejs npm)"
     if not (NODE_DIR / "node_modules" / "@google-cloud" / "tasks").exists():
@@ -23,6 +24,11 @@ def test_node_client_over_grpc_and_rest(server: Server) -> None:
             check=True,
             timeout=300,
         )
+    return node
+
+
+def test_node_client_over_grpc_and_rest(server: Server) -> None:
+    node = node_with_client()
     queue_id = f"node-{uuid.uuid4().hex[:8]}"
     done = subprocess.run(
         [node, "check.js", str(server.grpc_port), str(server.http_port), queue_id],

@@ -15,11 +15,11 @@ RenewLease and CancelLease need ``cloudtasks.tasks.run`` and AcknowledgeTask
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from tasksd.api.rpc import Rpc
@@ -70,6 +70,8 @@ REQUIREMENTS: dict[str, tuple[tuple[str, ...], str]] = {
 # The RPCs whose request may name service accounts that push tasks will carry tokens of.
 _ACTING = frozenset({"CreateTask", "BatchCreateTasks", "CreateQueue", "UpdateQueue"})
 _TOKEN_FIELDS = frozenset({"oidc_token", "oauth_token"})
+# The fields on the way from a request to its tokens (a task's or a queue's HTTP target).
+_TOWARD_TOKENS = frozenset({"task", "requests", "queue", "http_request", "http_target"})
 
 
 def caller() -> str:
@@ -136,25 +138,24 @@ class Guard:
     ) -> None:
         """Raises PermissionDenied unless ``principal`` holds every permission on ``resource``
         and may act as every service account ``acting`` (a request) names."""
-        now = self.service.clock.now()
         scope = _Scope(resource)
         for permission in permissions:
-            if not await self._holds(principal, permission, scope, now):
+            if not await self._holds(principal, permission, scope):
                 raise PermissionDenied.lacking(permission, resource)
         if acting is not None:
             for email in sorted(service_accounts(acting)):
-                if not self.iam.may_act_as(principal, email, now):
+                if not self.iam.may_act_as(principal, email, self.service.clock.now()):
                     raise PermissionDenied.lacking("iam.serviceAccounts.actAs", email)
 
     async def held(self, principal: str, permissions: list[str], resource: str) -> list[str]:
         """The ones of ``permissions`` that ``principal`` holds on ``resource``."""
-        now = self.service.clock.now()
         scope = _Scope(resource)
-        return [p for p in permissions if await self._holds(principal, p, scope, now)]
+        return [p for p in permissions if await self._holds(principal, p, scope)]
 
-    async def _holds(self, principal: str, permission: str, scope: _Scope, now: datetime) -> bool:
+    async def _holds(self, principal: str, permission: str, scope: _Scope) -> bool:
         if permission in self.iam.project_permissions(principal, scope.project):
             return True
+        now = self.service.clock.now()
         kind = QUEUE_TYPE if scope.queue is not None else LOCATION_TYPE
         name = scope.queue.path if scope.queue is not None else scope.resource
         if self.iam.has_conditions() and permission in self.iam.conditional_permissions(
@@ -173,18 +174,26 @@ class _Scope:
 
     def __init__(self, resource: str) -> None:
         self.resource = resource
-        parts = resource.split("/")
-        self.project = parts[1] if len(parts) > 1 and parts[0] == "projects" else resource
-        self.queue: QueueName | None = None
-        try:
-            if len(parts) == 6:
-                self.queue = QueueName.parse(resource, "name")
-            elif len(parts) == 8:
-                self.queue = TaskName.parse(resource, "name").queue_name
-        except TasksError:
-            self.queue = None
+        if resource.startswith("projects/"):
+            self.project = resource[len("projects/") :].partition("/")[0]
+        else:
+            self.project = resource
         self._policy: Policy | None = None
         self._read = False
+
+    @functools.cached_property
+    def queue(self) -> QueueName | None:
+        """The queue of a queue's or a task's name (read only when the project's bindings do
+        not decide)."""
+        parts = self.resource.split("/")
+        try:
+            if len(parts) == 6:
+                return QueueName.parse(self.resource, "name")
+            if len(parts) == 8:
+                return TaskName.parse(self.resource, "name").queue_name
+        except TasksError:
+            pass
+        return None
 
     async def policy(self, service: TasksService) -> Policy | None:
         if not self._read and self.queue is not None:
@@ -219,14 +228,30 @@ def _extra(request: Message) -> tuple[str, ...]:
 
 
 def service_accounts(message: Message) -> set[str]:
-    """The service accounts that the OIDC and OAuth tokens a message asks for name."""
+    """The service accounts that the OIDC and OAuth tokens a request asks for name."""
     found: set[str] = set()
-    for field, value in message.ListFields():
-        if field.type != FieldDescriptor.TYPE_MESSAGE or field.message_type.GetOptions().map_entry:
-            continue
-        if field.name in _TOKEN_FIELDS and value.service_account_email:
-            found.add(value.service_account_email)
-        items = (value,) if isinstance(value, Message) else value
-        for item in items:
-            found |= service_accounts(item)
+    for name, repeated, token in _token_fields(message.DESCRIPTOR):
+        if repeated:
+            for item in getattr(message, name):
+                found |= service_accounts(item)
+        elif message.HasField(name):
+            value = getattr(message, name)
+            if not token:
+                found |= service_accounts(value)
+            elif value.service_account_email:
+                found.add(value.service_account_email)
     return found
+
+
+@functools.cache
+def _token_fields(descriptor: Descriptor) -> tuple[tuple[str, bool, bool], ...]:
+    """(name, repeated, is a token) of the message fields of a type that lead to tokens."""
+    return tuple(
+        (
+            field.name,
+            field.is_repeated if hasattr(field, "is_repeated") else field.label == 3,
+            field.name in _TOKEN_FIELDS,
+        )
+        for field in descriptor.fields
+        if field.type == FieldDescriptor.TYPE_MESSAGE and field.name in _TOKEN_FIELDS | _TOWARD_TOKENS
+    )
