@@ -5,7 +5,9 @@ message with the compiled codec of ``api/jsonpb.py`` (which hands unusual input 
 ``json_format``, so unknown fields, bad enums and malformed values are rejected with the
 field named, in json_format's words), the RPC runs, and its reply is rendered as proto3
 JSON — enums as numbers when the client asks ``$alt=json;enum-encoding=int``, as the gapic
-REST transport does, and as names otherwise.
+REST transport does, and as names otherwise. With ``authenticate`` (auth enforced), every API
+request, a batch with all its parts, is authenticated first and its principal put in
+``authz.CALLER``; health, discovery, the OIDC documents and the token endpoint stay open.
 
 LIMITATIONS: the ``fields`` (partial response) and ``prettyPrint`` system parameters are
 accepted and ignored; replies are always complete and compact.
