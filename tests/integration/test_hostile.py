@@ -218,16 +218,21 @@ def test_a_head_sent_byte_by_byte_is_408_after_header_timeout(hostile: Server) -
     assert 0.9 < elapsed < 3.5
 
 
+def send_short_create(sock: socket.socket, name: str) -> None:
+    """A CreateQueue whose JSON arrives whole, but not the 100 more bytes its Content-Length
+    promises."""
+    body = json.dumps({"name": name, "pullTarget": {}}).encode()
+    sock.sendall(
+        f"POST /v2beta2/{PARENT}/queues HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body) + 100}\r\n\r\n".encode()
+        + body
+    )
+
+
 def test_a_stalled_body_is_408_and_nothing_is_created(hostile: Server) -> None:
     name = new_queue()
-    body = json.dumps({"name": name, "pullTarget": {}}).encode()
     with connect(hostile) as sock:
-        # The JSON arrives whole; the spaces Content-Length promises after it never do.
-        sock.sendall(
-            f"POST /v2beta2/{PARENT}/queues HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body) + 100}\r\n\r\n".encode()
-            + body
-        )
+        send_short_create(sock, name)
         started = time.monotonic()
         status, error, _ = error_of(read_until_closed(sock, timeout_s=5))
         elapsed = time.monotonic() - started
@@ -238,13 +243,8 @@ def test_a_stalled_body_is_408_and_nothing_is_created(hostile: Server) -> None:
 
 def test_a_client_gone_mid_body_runs_nothing(hostile: Server) -> None:
     name = new_queue()
-    body = json.dumps({"name": name, "pullTarget": {}}).encode()
     with connect(hostile) as sock:
-        sock.sendall(
-            f"POST /v2beta2/{PARENT}/queues HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body) + 100}\r\n\r\n".encode()
-            + body
-        )
+        send_short_create(sock, name)
         time.sleep(0.2)
     time.sleep(0.3)
     assert not queue_exists(hostile, name)
