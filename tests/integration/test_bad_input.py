@@ -44,13 +44,25 @@ INVALID = ("INVALID_ARGUMENT", 400)
 
 TASK_CASES = {
     "task id with bad characters": task_case(
-        "pull", {"name": "{pull}/tasks/bad id!", "pullMessage": {}}, 400, "INVALID_ARGUMENT", "task.name"
+        "pull",
+        {"name": "{pull}/tasks/bad id!", "pullMessage": {}},
+        400,
+        "INVALID_ARGUMENT",
+        'Task ID "bad id!"',
     ),
     "task id too long": task_case(
-        "pull", {"name": "{pull}/tasks/" + "a" * 501, "pullMessage": {}}, 400, "INVALID_ARGUMENT", "task.name"
+        "pull",
+        {"name": "{pull}/tasks/" + "a" * 501, "pullMessage": {}},
+        400,
+        "INVALID_ARGUMENT",
+        "Task ID must between 1 and 500 characters",
     ),
     "task name of another queue": task_case(
-        "pull", {"name": "{push}/tasks/x", "pullMessage": {}}, 400, "INVALID_ARGUMENT", "task.name"
+        "pull",
+        {"name": "{push}/tasks/x", "pullMessage": {}},
+        400,
+        "INVALID_ARGUMENT",
+        "must be the same as the queue",
     ),
     "schedule more than 30 days ahead": task_case(
         "pull", {"pullMessage": {}, "scheduleTime": FAR}, 400, "INVALID_ARGUMENT", "schedule_time"
@@ -103,9 +115,9 @@ TASK_CASES = {
         "http_request.url",
     ),
     "URL not http(s)": task_case(
-        "push", {"httpRequest": {"url": "ftp://x/y"}}, 400, "INVALID_ARGUMENT", "http_request.url"
+        "push", {"httpRequest": {"url": "ftp://x/y"}}, 400, "INVALID_ARGUMENT", "HttpTarget.url"
     ),
-    "URL missing": task_case("push", {"httpRequest": {}}, 400, "INVALID_ARGUMENT", "http_request.url"),
+    "URL missing": task_case("push", {"httpRequest": {}}, 400, "INVALID_ARGUMENT", "HttpRequest.url"),
     "headers of 80 KB": task_case(
         "push",
         {"httpRequest": {"url": "http://x", "headers": {"X-Big": "v" * 82000}}},
@@ -196,7 +208,7 @@ QUEUE_CASES = {
         {"name": PARENT + "/queues/bad_id"},
         400,
         "INVALID_ARGUMENT",
-        "queue.name",
+        "Queue name must be formatted",
     ),
     "queue id of 101 characters": (
         "POST",
@@ -205,7 +217,7 @@ QUEUE_CASES = {
         {"name": PARENT + "/queues/" + "q" * 101},
         400,
         "INVALID_ARGUMENT",
-        "queue.name",
+        "Queue name must be formatted",
     ),
     "queue in another location": (
         "POST",

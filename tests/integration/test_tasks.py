@@ -92,6 +92,8 @@ def test_http_task_round_trip(gapic: tasks_v2beta2.CloudTasksClient, push_queue:
             "response_view": tasks_v2beta2.Task.View.FULL,
         }
     )
+    # The service adds User-Agent to the headers the task stores.
+    request.headers["User-Agent"] = "Google-Cloud-Tasks"
     assert task.http_request == request
 
 

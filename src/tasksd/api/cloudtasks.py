@@ -15,13 +15,13 @@ from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
-from google.rpc import status_pb2
 
 from tasksd.api import protobuf as pbx
+from tasksd.api.errors import status_pb
 from tasksd.api.filters import parse_filter
 from tasksd.api.iam import policy_from_pb, policy_to_pb
 from tasksd.api.rpc import Handler, ManyHandler, Rpc
-from tasksd.model.errors import InvalidArgument, QueueNotFound, TasksError, Unimplemented, settle
+from tasksd.model.errors import Aborted, InvalidArgument, QueueNotFound, TasksError, Unimplemented, settle
 from tasksd.model.names import LocationName, OperationName, QueueName, TaskName, config_location, operation_id
 from tasksd.model.queue import Queue, QueueStats
 from tasksd.model.task import Task, TaskView
@@ -392,15 +392,30 @@ class CloudTasksApi:
         metadata = metadata_type()
         pbx.set_timestamp(metadata.start_time, result.start_time)
         pbx.set_timestamp(metadata.end_time, result.end_time)
-        # Every request was tried: FAILED is for a batch that could not run to its end.
-        state = "PARTIALLY_SUCCEEDED" if result.failed else "SUCCEEDED"
+        # Every request was tried: PARTIALLY_SUCCEEDED when some failed, FAILED when all did.
+        failed = result.failed
+        none_succeeded = len(failed) == len(result.results)
+        state = "FAILED" if none_succeeded else "PARTIALLY_SUCCEEDED" if failed else "SUCCEEDED"
         metadata.state = metadata_type.State.Value(state)
-        for index, error in result.failed.items():
-            message = self._spoken(error.message) if isinstance(error, InvalidArgument) else error.message
-            metadata.failed_requests[index].CopyFrom(status_pb2.Status(code=int(error.code), message=message))
+        for index, error in failed.items():
+            spoken = (
+                error.reworded(self._spoken(error.message)) if isinstance(error, InvalidArgument) else error
+            )
+            metadata.failed_requests[index].CopyFrom(status_pb(spoken))
         operation = operations_pb2.Operation(name=name.path, done=True)
         operation.metadata.Pack(metadata)
-        operation.response.Pack(response)
+        if none_succeeded:
+            # As the real service documents: the operation fails, so operation.result() raises.
+            operation.error.CopyFrom(
+                status_pb(
+                    Aborted(
+                        "None of the requests succeeded, refer to "
+                        f"{metadata_type.DESCRIPTOR.name}.failed_requests for individual error details"
+                    )
+                )
+            )
+        else:
+            operation.response.Pack(response)
         return operation
 
     async def GetCmekConfig(self, request: Message) -> Message:
@@ -479,7 +494,7 @@ class CloudTasksApi:
             try:
                 return await handler(request)
             except InvalidArgument as error:
-                raise InvalidArgument(self._spoken(error.message)) from None
+                raise error.reworded(self._spoken(error.message)) from None
 
         return call
 
@@ -491,8 +506,7 @@ class CloudTasksApi:
         async def call(requests: list[Message]) -> list[Message | TasksError]:
             outcomes = await handler(requests)
             return [
-                InvalidArgument(self._spoken(o.message)) if isinstance(o, InvalidArgument) else o
-                for o in outcomes
+                o.reworded(self._spoken(o.message)) if isinstance(o, InvalidArgument) else o for o in outcomes
             ]
 
         return call

@@ -1,10 +1,16 @@
-"""How a TasksError looks on the wire: one table from canonical code to HTTP status."""
+"""How a TasksError looks on the wire: one table from canonical code to HTTP status, and its
+``google.rpc`` details as protobuf messages (gRPC's status details trailer, REST's
+``error.details`` with ``@type``)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from tasksd.model.errors import Code, TasksError
+from google.protobuf import any_pb2, json_format
+from google.rpc import error_details_pb2, status_pb2
+
+from tasksd.model.errors import Code, Detail, ErrorInfo, Help, TasksError
 
 HTTP_STATUS: dict[Code, int] = {
     Code.OK: 200,
@@ -27,8 +33,34 @@ HTTP_STATUS: dict[Code, int] = {
 }
 
 
+def detail_pb(detail: Detail) -> any_pb2.Any:
+    """A detail of the model as the google.rpc message it stands for, packed."""
+    message: Any
+    if isinstance(detail, Help):
+        message = error_details_pb2.Help(
+            links=[error_details_pb2.Help.Link(description=k.description, url=k.url) for k in detail.links]
+        )
+    else:
+        assert isinstance(detail, ErrorInfo)
+        message = error_details_pb2.ErrorInfo(
+            reason=detail.reason, domain=detail.domain, metadata=dict(detail.metadata)
+        )
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def status_pb(error: TasksError) -> status_pb2.Status:
+    """The google.rpc.Status of an error, details included."""
+    return status_pb2.Status(
+        code=int(error.code), message=error.message, details=[detail_pb(d) for d in error.details]
+    )
+
+
 def rest_error(error: TasksError) -> tuple[int, bytes]:
     """(HTTP status, google.rpc.Status JSON body) of an error."""
     status = HTTP_STATUS[error.code]
-    body = {"error": {"code": status, "message": error.message, "status": error.code.name}}
-    return status, json.dumps(body).encode()
+    body: dict[str, Any] = {"code": status, "message": error.message, "status": error.code.name}
+    if error.details:
+        body["details"] = [json_format.MessageToDict(detail_pb(d)) for d in error.details]
+    return status, json.dumps({"error": body}).encode()

@@ -7,6 +7,7 @@ Every layer raises these; each wire adapter renders them (REST: an HTTP status p
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
 
@@ -37,8 +38,34 @@ class Code(IntEnum):
     UNAUTHENTICATED = 16
 
 
+@dataclass(frozen=True, slots=True)
+class HelpLink:
+    description: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    """google.rpc.Help: where to read about what was wrong."""
+
+    links: tuple[HelpLink, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """google.rpc.ErrorInfo: the machine-readable reason of an error."""
+
+    reason: str
+    domain: str
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+Detail = Help | ErrorInfo
+
+
 class TasksError(Exception):
-    """An API error: a canonical code and a message a person can act on.
+    """An API error: a canonical code, a message a person can act on and, where the real
+    service sends them, ``google.rpc`` details.
 
     Subclasses fix the code; those with a docstring-like default message may be raised
     without arguments.
@@ -47,9 +74,15 @@ class TasksError(Exception):
     code: Code = Code.UNKNOWN
     default_message: str = "Unknown error."
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, details: tuple[Detail, ...] = ()) -> None:
         self.message = message if message is not None else self.default_message
+        self.details = details
         super().__init__(self.message)
+
+    def reworded(self, message: str) -> TasksError:
+        """The same error (type, code, details) with another message."""
+        error = type(self)(message, self.details)
+        return error
 
 
 class InvalidArgument(TasksError):
@@ -134,7 +167,7 @@ class QueueTombstoned(FailedPrecondition):
 
 
 class TaskNotFound(NotFound):
-    default_message = "The task does not exist."
+    """A task that never existed: production's generic NOT_FOUND wording."""
 
 
 class TaskTombstoned(NotFound):

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from tasksd.caches import remember
-from tasksd.model.errors import InvalidArgument
+from tasksd.model.errors import ErrorInfo, Help, HelpLink, InvalidArgument, PermissionDenied
 
 _PROJECT_RE = re.compile(r"[A-Za-z0-9\-:.]{1,100}")
 _LOCATION_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?")
@@ -60,10 +60,41 @@ def _parse_ids(name: str, field: str, depth: int) -> list[str]:
     return _check_ids(name, field, depth)
 
 
+QUEUE_NAME_FORMAT = (
+    'Queue name must be formatted: "projects/<PROJECT_ID>/locations/<LOCATION_ID>/queues/<QUEUE_ID>".'
+)
+QUEUE_NAME_HELP = Help(
+    (
+        HelpLink(
+            "Definition of queue name",
+            "https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues#Queue.FIELDS.name",
+        ),
+    )
+)
+TASK_ID_HELP = Help(
+    (
+        HelpLink(
+            "Definition of task ID",
+            "https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#Task.FIELDS.name",
+        ),
+    )
+)
+
+
 def _check_ids(name: str, field: str, depth: int) -> list[str]:
+    """The ids of ``name``; production's words (and google.rpc.Help) where they are recorded:
+    for a queue name, a task id, and a parent that is no resource name at all."""
     segments = _SEGMENTS[:depth]
     parts = name.split("/")
     if len(parts) != 2 * depth or any(parts[2 * i] != seg[0] for i, seg in enumerate(segments)):
+        if depth == 2 and "/" not in name:
+            # Production reads such a parent as a project id, and one that does not exist.
+            raise PermissionDenied(
+                f"Permission denied on resource project {name}.",
+                (ErrorInfo("CONSUMER_INVALID", "googleapis.com", (("consumer", f"projects/{name}"),)),),
+            )
+        if depth == 3:
+            raise InvalidArgument(QUEUE_NAME_FORMAT, (QUEUE_NAME_HELP,))
         shape = "/".join(f"{collection}/{kind.upper()}_ID" for collection, kind, _, _ in segments)
         raise InvalidArgument(
             f"Invalid resource field value in the request: {field} {name!r} must have the format {shape}."
@@ -71,6 +102,14 @@ def _check_ids(name: str, field: str, depth: int) -> list[str]:
     ids = parts[1::2]
     for value, (_, kind, pattern, rule) in zip(ids, segments, strict=True):
         if not pattern.fullmatch(value):
+            if kind == "task":
+                raise InvalidArgument(
+                    f'Task ID "{value[:600]}" can contain only letters ([A-Za-z]), numbers ([0-9]), '
+                    "hyphens (-), or underscores (_). Task ID must between 1 and 500 characters.",
+                    (TASK_ID_HELP,),
+                )
+            if depth == 3:
+                raise InvalidArgument(QUEUE_NAME_FORMAT, (QUEUE_NAME_HELP,))
             raise InvalidArgument(f"Invalid {kind} ID {value!r} in {field}: {rule}.")
     return ids
 

@@ -116,7 +116,7 @@ class TasksService:
 
         def change(stored: Queue | None) -> Queue:
             if stored is not None:
-                raise AlreadyExists()
+                raise AlreadyExists("Queue already exists")
             return _new_queue(queue)
 
         return await self.store.put_queue(queue.name, change, self.clock.now())
@@ -183,7 +183,11 @@ class TasksService:
         return Page(found, token)
 
     async def delete_queue(self, name: QueueName) -> None:
-        await self.store.delete_queue(name, self.clock.now(), self.settings.queue_reuse_delay)
+        """Raises: NotFound, in production's generic words (not those of QueueNotFound)."""
+        try:
+            await self.store.delete_queue(name, self.clock.now(), self.settings.queue_reuse_delay)
+        except QueueNotFound:
+            raise NotFound() from None
 
     async def purge_queue(self, name: QueueName) -> Queue:
         return await self.store.purge_queue(name, self.clock.now())

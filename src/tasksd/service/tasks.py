@@ -15,6 +15,8 @@ from tasksd.model.names import QueueName
 from tasksd.model.queue import HttpMethod, Queue, QueueKind, with_host
 from tasksd.model.task import AppEngineHttpRequest, HttpRequest, PullMessage, Task, TaskStatus
 from tasksd.service.queues import check_header, complete_retry_config
+from tasksd.targets.appengine import app_engine_user_agent
+from tasksd.targets.http import USER_AGENT as HTTP_USER_AGENT
 from tasksd.targets.http import apply_uri_override
 from tasksd.targets.network import ANY_ADDRESS, TargetNetworks
 
@@ -73,7 +75,8 @@ def prepare_task(
         name = parent.task(new_task_id(now))
     elif given.name.queue_name != parent:
         raise InvalidArgument(
-            f"task.name {given.name.path!r} does not belong to the queue named in parent ({parent.path!r})."
+            f"The queue name from request ('{parent.path}') must be the same as the queue name in the "
+            f"named task ('{given.name.queue_name.path}')."
         )
     else:
         name = given.name
@@ -175,8 +178,32 @@ def _check_app_engine_request(request: AppEngineHttpRequest, project: str) -> Ap
         request,
         http_method=method,
         relative_url=url,
+        headers=_app_engine_headers(request.headers, request.body),
         app_engine_routing=with_host(routing, project) if routing is not None else None,
     )
+
+
+def _app_engine_headers(given: dict[str, str], body: bytes) -> dict[str, str]:
+    """The headers an App Engine task stores, and is sent with: the caller's (names as sent),
+    with ``AppEngine-Google; (+http://code.google.com/appengine)`` appended to User-Agent (or as
+    User-Agent) and, when there is a body, Content-Length computed and Content-Type defaulting
+    to application/octet-stream."""
+    headers: dict[str, str] = {}
+    agent = ""
+    typed = False
+    for key, value in given.items():
+        lower = key.lower()
+        if lower == "user-agent":
+            agent = value
+        elif lower != "content-length":  # computed, never the caller's
+            typed = typed or lower == "content-type"
+            headers[key] = value
+    headers["User-Agent"] = app_engine_user_agent(agent)
+    if body:
+        headers["Content-Length"] = str(len(body))
+        if not typed:
+            headers["Content-Type"] = "application/octet-stream"
+    return headers
 
 
 def _check_http_request(request: HttpRequest) -> HttpRequest:
@@ -184,9 +211,9 @@ def _check_http_request(request: HttpRequest) -> HttpRequest:
     method = request.http_method or HttpMethod.POST
     url = request.url
     if not url:
-        raise InvalidArgument(f"{field}.url is required.")
+        raise InvalidArgument("HttpRequest.url is required.")
     if not url.startswith(("http://", "https://")):
-        raise InvalidArgument(f"{field}.url must begin with 'http://' or 'https://', got {url[:100]!r}.")
+        raise InvalidArgument("HttpTarget.url must start with 'http://' or 'https://'.")
     if len(url) > MAX_URL_LENGTH:
         raise InvalidArgument(f"{field}.url must be at most {MAX_URL_LENGTH} characters, got {len(url)}.")
     try:
@@ -210,7 +237,10 @@ def _check_http_request(request: HttpRequest) -> HttpRequest:
         raise InvalidArgument(
             f"{field} is too large: {size} bytes; HTTP tasks may be at most {MAX_TASK_BYTES} bytes."
         )
-    return replace(request, http_method=method)
+    # The service sets User-Agent, whatever the caller gave; it adds nothing else (no Content-Type).
+    headers = {k: v for k, v in request.headers.items() if k.lower() != "user-agent"}
+    headers["User-Agent"] = HTTP_USER_AGENT
+    return replace(request, http_method=method, headers=headers)
 
 
 def _check_target_address(request: HttpRequest, queue: Queue, networks: TargetNetworks) -> None:

@@ -7,11 +7,19 @@ from dataclasses import dataclass, field
 
 from tasksd.model.queue import AppEngineRouting, HttpMethod, Queue, with_host
 from tasksd.model.task import AppEngineHttpRequest, Task
-from tasksd.targets.outbound import History, Outbound, without
+from tasksd.targets.outbound import History, Outbound
 
 USER_AGENT = "AppEngine-Google; (+http://code.google.com/appengine)"
 _REPLACED = {"host", "content-length"}
 _RESERVED = ("x-google-", "x-appengine-")
+
+
+def app_engine_user_agent(agent: str) -> str:
+    """The User-Agent sent for a caller's ``agent`` (empty: none): it with the service's appended,
+    once."""
+    if not agent:
+        return USER_AGENT
+    return agent if agent.endswith(USER_AGENT) else f"{agent} {USER_AGENT}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +39,24 @@ def app_engine_outbound(task: Task, queue: Queue, history: History, urls: AppEng
     routing = queue.app_engine_routing_override or request.app_engine_routing or AppEngineRouting()
     routing = with_host(routing, task.name.project)
     method = request.http_method or HttpMethod.POST
-    headers = without(request.headers, _REPLACED, _RESERVED)
-    agent = next((v for k, v in headers if k.lower() == "user-agent"), "")
-    headers = [(k, v) for k, v in headers if k.lower() != "user-agent"]
-    headers.append(("User-Agent", f"{agent} {USER_AGENT}" if agent else USER_AGENT))
+    # Tasks store the User-Agent and Content-Type they are sent with (tasksd.service.tasks);
+    # tasks stored before tasksd did so get them here.
+    headers: list[tuple[str, str]] = []
+    agent = ""
+    typed = False
+    for key, value in request.headers.items():
+        lower = key.lower()
+        if lower in _REPLACED or lower.startswith(_RESERVED):
+            continue
+        if lower == "user-agent":
+            agent = value
+            continue
+        if lower == "content-type":
+            typed = True
+        headers.append((key, value))
+    headers.append(("User-Agent", app_engine_user_agent(agent)))
     body = request.body if method in (HttpMethod.POST, HttpMethod.PUT) else b""
-    if body and not any(k.lower() == "content-type" for k, _ in headers):
+    if body and not typed:
         headers.append(("Content-Type", "application/octet-stream"))
     headers += [
         ("Host", routing.host),

@@ -20,6 +20,8 @@ from tasksd.targets.tokens import TokenIssuer
 USER_AGENT = "Google-Cloud-Tasks"
 _NO_TARGET = HttpTarget()
 _REPLACED = {"host", "content-length", "user-agent"}
+"""Computed for each attempt. Tasks store ``User-Agent: Google-Cloud-Tasks`` (tasksd.service.tasks);
+it is set here too, over a queue's header overrides and for tasks stored before they did."""
 _RESERVED = ("x-cloudtasks-", "x-google-", "x-appengine-")
 
 

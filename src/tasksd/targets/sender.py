@@ -136,7 +136,10 @@ class Sender:
                 connector=connector,
                 trust_env=False,
                 auto_decompress=False,
-                skip_auto_headers=("User-Agent",),
+                # A target gets the headers of the attempt and nothing aiohttp would add
+                # (Accept, Accept-Encoding, its User-Agent, Content-Type for a body): the
+                # service sets no Content-Type on HTTP tasks.
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
                 middlewares=(self._check_host,) if self._allowed is not None else (),
             )
         return self._session

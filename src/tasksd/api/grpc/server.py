@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tasksd.api.authz import CALLER
+from tasksd.api.errors import status_pb
 from tasksd.api.rpc import Rpc
 from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
 from tasksd.model.errors import Code, Internal, TasksError
@@ -58,19 +59,27 @@ def _credentials(context: grpc.aio.ServicerContext[Any, Any]) -> Credentials:
     return Credentials(bearer, api_key)
 
 
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: TasksError) -> None:
+    """End the call with the error's status; its details travel in the status details trailer
+    (``grpc-status-details-bin``), as Google's servers send them."""
+    if error.details:
+        context.set_trailing_metadata([("grpc-status-details-bin", status_pb(error).SerializeToString())])
+    await context.abort(grpc_status(error.code), error.message)
+
+
 def _method_handler(rpc: Rpc, authenticate: Authenticate | None) -> grpc.RpcMethodHandler:
     async def call(request: Message | _Undecodable, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         if authenticate is not None:
             try:
                 CALLER.set(await authenticate(_credentials(context), ()))
             except TasksError as error:
-                await context.abort(grpc_status(error.code), error.message)
+                await _abort(context, error)
         if isinstance(request, _Undecodable):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         try:
             return await rpc.handler(request)
         except TasksError as error:
-            await context.abort(grpc_status(error.code), error.message)
+            await _abort(context, error)
         except Exception:  # a bug: log it, never send a traceback
             log.exception("unhandled error in %s/%s", rpc.service, rpc.name)
             await context.abort(grpc.StatusCode.INTERNAL, Internal().message)
