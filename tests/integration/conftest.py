@@ -146,6 +146,15 @@ def sink() -> Iterator[Sink]:
     handler.close()
 
 
+@pytest.fixture(scope="module")
+def dispatching(sink: Sink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """tasksd (SQLite) whose App Engine tasks go to the module's sink."""
+    db = tmp_path_factory.mktemp("dispatch") / "tasksd.db"
+    server = Server(f"sqlite:///{db}", extra=["--app-engine-url", sink.url]).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer()

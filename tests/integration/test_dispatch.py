@@ -6,7 +6,6 @@ import base64
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,6 @@ from tests.integration.conftest import PARENT, Server, discovery_client, gapic_c
 from tests.integration.sink import Answer, Sink
 
 FAST_RETRY = {"minBackoff": "0.1s", "maxBackoff": "0.4s", "maxDoublings": 2}
-
-
-@pytest.fixture(scope="module")
-def dispatching(sink: Sink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    db = tmp_path_factory.mktemp("dispatch") / "tasksd.db"
-    server = Server(f"sqlite:///{db}", extra=["--app-engine-url", sink.url]).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

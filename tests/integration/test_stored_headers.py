@@ -8,7 +8,6 @@ import base64
 import importlib
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -186,14 +185,6 @@ def test_url_error_wording(server: Server, transport: str) -> None:
 
 
 # -- dispatch ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def dispatching(sink: Sink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    db = tmp_path_factory.mktemp("stored-headers") / "tasksd.db"
-    server = Server(f"sqlite:///{db}", extra=["--app-engine-url", sink.url]).start()
-    yield server
-    server.stop()
 
 
 def add_queue(api: Any, **body: Any) -> str:

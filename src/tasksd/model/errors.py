@@ -81,8 +81,7 @@ class TasksError(Exception):
 
     def reworded(self, message: str) -> TasksError:
         """The same error (type, code, details) with another message."""
-        error = type(self)(message, self.details)
-        return error
+        return type(self)(message, self.details)
 
 
 class InvalidArgument(TasksError):
