@@ -21,9 +21,10 @@ from tasksd.model.errors import (
 )
 from tasksd.model.iam import Binding, Policy
 from tasksd.model.names import LocationName, QueueName
-from tasksd.model.queue import Queue, QueueKind
-from tasksd.model.task import PullMessage, Task
+from tasksd.model.queue import Queue, QueueKind, QueueState, RateLimits
+from tasksd.model.task import AttemptResult, HttpRequest, PullMessage, ResponseStatus, Task
 from tasksd.service.queues import complete_queue
+from tasksd.store.base import Finished
 from tasksd.store.sqlite import SqliteStore
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -259,3 +260,91 @@ def test_meta_values(store: SqliteStore, run: Run) -> None:
     run(store.put_meta("cmek/projects/p/locations/l", b"key-2"))
     assert run(store.get_meta("cmek/projects/p/locations/l")) == b"key-2"
     assert run(store.get_or_add_meta("cmek/projects/p/locations/l", lambda: b"other")) == b"key-2"
+
+
+def _push_queue(name: QueueName, **changes: Any) -> Queue:
+    limits = RateLimits(max_dispatches_per_second=10.0, max_burst_size=10, max_concurrent_dispatches=10)
+    return complete_queue(Queue(name=name, kind=QueueKind.PUSH, rate_limits=limits, **changes), None)
+
+
+def _answered(task: Task, at: datetime, status: int, again: datetime | None = None) -> Finished:
+    assert task.name is not None and task.status.last_attempt is not None
+    started = task.status.last_attempt.dispatch_time
+    assert started is not None
+    return Finished(task.name, started, AttemptResult(at, status, ResponseStatus(0), True, again))
+
+
+def test_stats_count_attempts_in_flight_and_of_the_last_minute(store: SqliteStore, run: Run) -> None:
+    create(store, run, _push_queue(Q))
+    for i in range(4):
+        task = Task(
+            name=Q.task(f"t{i}"), payload=HttpRequest(url="http://x"), schedule_time=NOW, create_time=NOW
+        )
+        run(add(store, task, NOW))
+    claimed = run(store.claim_tasks(Q, 3, NOW)).tasks
+    stats = run(store.queue_stats(Q, NOW))
+    assert (stats.tasks_count, stats.concurrent_dispatches_count, stats.executed_last_minute_count) == (
+        4,
+        3,
+        3,
+    )
+    # One succeeds, one is retried later: neither is in flight, both still count.
+    later = NOW + timedelta(seconds=1)
+    run(
+        store.finish_attempts(
+            [
+                _answered(claimed[0], later, 200),
+                _answered(claimed[1], later, 500, NOW + timedelta(minutes=5)),
+            ],
+            later,
+        )
+    )
+    stats = run(store.queue_stats(Q, later))
+    assert (stats.tasks_count, stats.concurrent_dispatches_count, stats.executed_last_minute_count) == (
+        3,
+        1,
+        3,
+    )
+    # An attempt that ends after its task was deleted still counts (it was dispatched).
+    assert claimed[2].name is not None
+    run(store.delete_task(claimed[2].name, later))
+    assert run(store.queue_stats(Q, later)).concurrent_dispatches_count == 0
+    run(store.finish_attempts([_answered(claimed[2], NOW + timedelta(seconds=2), 200)], later))
+    assert run(store.queue_stats(Q, NOW + timedelta(seconds=30))).executed_last_minute_count == 3
+    # A minute after they ended nothing counts any more, and the sweep forgets the counts.
+    assert run(store.queue_stats(Q, NOW + timedelta(seconds=63))).executed_last_minute_count == 0
+    run(store.sweep(NOW + timedelta(minutes=10)))
+    assert run(store.queue_stats(Q, NOW + timedelta(seconds=30))).executed_last_minute_count == 0
+    # An attempt in flight counts for the minute after its dispatch, and while in flight.
+    other = QueueName("p", "l", "other")
+    create(store, run, _push_queue(other))
+    run(
+        store.insert_task(
+            other,
+            lambda q: Task(
+                name=other.task("o"), payload=HttpRequest(url="http://x"), schedule_time=NOW, create_time=NOW
+            ),
+            NOW,
+        )
+    )
+    run(store.claim_tasks(other, 1, NOW))
+    assert run(store.queue_stats(other, NOW + timedelta(seconds=59))).executed_last_minute_count == 1
+    late = run(store.queue_stats(other, NOW + timedelta(seconds=61)))
+    assert (late.executed_last_minute_count, late.concurrent_dispatches_count) == (0, 1)
+
+
+def test_stats_effective_rate_follows_the_owner_and_state(store: SqliteStore, run: Run) -> None:
+    create(store, run, _push_queue(Q))
+    assert run(store.queue_stats(Q, NOW)).effective_execution_rate == 10.0
+    assert run(store.own_queue(Q, "node-a", NOW, timedelta(seconds=5), 0.5))
+    assert run(store.queue_stats(Q, NOW)).effective_execution_rate == 5.0
+    assert not run(store.own_queue(Q, "node-b", NOW, timedelta(seconds=5)))  # a live owner keeps it
+    assert run(store.queue_stats(Q, NOW)).effective_execution_rate == 5.0
+    assert run(store.own_queue(Q, "node-a", NOW + timedelta(seconds=1), timedelta(seconds=5), 0.25))
+    assert run(store.queue_stats(Q, NOW)).effective_execution_rate == 2.5
+    # Once the ownership ran out no node slows the queue down.
+    assert run(store.queue_stats(Q, NOW + timedelta(seconds=7))).effective_execution_rate == 10.0
+    run(store.put_queue(Q, lambda stored: replace(_push_queue(Q), state=QueueState.PAUSED), NOW))
+    assert run(store.queue_stats(Q, NOW)).effective_execution_rate == 0.0
+    create(store, run, make_queue(QueueName("p", "l", "pull")))
+    assert run(store.queue_stats(QueueName("p", "l", "pull"), NOW)).effective_execution_rate == 0.0

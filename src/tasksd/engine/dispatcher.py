@@ -166,7 +166,10 @@ class Dispatcher:
                     if queue.kind is not QueueKind.PUSH or queue.state is not QueueState.RUNNING:
                         continue
                     now = self.clock.now()
-                    if await self.store.own_queue(queue.name, self.node, now, self.ownership_ttl):
+                    # The renewal stores the worker's congestion factor for queue statistics.
+                    worker = self._workers.get(queue.name.path)
+                    throttle = worker.throttle if worker is not None and not worker.task.done() else 1.0
+                    if await self.store.own_queue(queue.name, self.node, now, self.ownership_ttl, throttle):
                         self._start_worker(queue.name)
                     else:
                         lost = self._workers.pop(queue.name.path, None)

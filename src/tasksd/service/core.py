@@ -144,12 +144,17 @@ class TasksService:
         return await self.store.get_queue(name)
 
     async def queue_stats(self, name: QueueName) -> QueueStats:
-        """Realtime statistics; dispatch counters stay zero until push dispatch exists."""
-        queue = await self.store.get_queue(name)
-        stats = await self.store.queue_stats(name, self.clock.now())
-        running = queue.state is QueueState.RUNNING and queue.kind is QueueKind.PUSH
-        rate = queue.rate_limits.max_dispatches_per_second or 0.0
-        return replace(stats, effective_execution_rate=rate if running else 0.0)
+        """Realtime statistics from what the engine did, as stored (the same on every node),
+        in one read of the store: see ``Store.queue_stats``.
+
+        LIMITATIONS: the effective rate is the owner's congestion factor as of its last
+        ownership renewal (one dispatcher heartbeat, 1 s by default, behind); the last minute's
+        count is exact to a second (attempts that ended are counted per second) and leaves
+        out pull queues' leases.
+
+        Raises: QueueNotFound.
+        """
+        return await self.store.queue_stats(name, self.clock.now())
 
     async def list_queues(
         self,

@@ -102,7 +102,12 @@ class Store(Protocol):
         """
 
     async def queue_stats(self, name: QueueName, now: datetime) -> QueueStats:
-        """Raises: QueueNotFound."""
+        """The queue's realtime statistics, from the store alone (alike on every node): live
+        tasks, attempts in flight, attempts dispatched or ended in the minute before ``now``,
+        and the effective rate (0 unless a running push queue; lowered by the owner's
+        congestion control, see ``own_queue``).
+
+        Raises: QueueNotFound."""
 
     async def locations_in_use(self, project: str) -> list[str]:
         """Location ids holding at least one queue of ``project``, sorted."""
@@ -183,8 +188,12 @@ class Store(Protocol):
         tombstone) when ``result.next_schedule_time`` is None, else schedule it again.
         Nothing happens for an attempt that is no longer its task's (deleted, purged, re-run)."""
 
-    async def own_queue(self, queue: QueueName, node: str, now: datetime, ttl: timedelta) -> bool:
-        """Take or renew ``node``'s ownership of the queue's dispatch until ``now + ttl``.
+    async def own_queue(
+        self, queue: QueueName, node: str, now: datetime, ttl: timedelta, throttle: float = 1.0
+    ) -> bool:
+        """Take or renew ``node``'s ownership of the queue's dispatch until ``now + ttl``,
+        storing ``throttle``: the factor (0 < throttle <= 1) by which the owner's congestion
+        control lowers the queue's rate now, which ``queue_stats`` reports.
 
         True when ``node`` owns it now: it did already, or nobody did, or the owner's time ran
         out (a node that died). A node that takes a queue over makes every attempt the previous

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 1024
 SWEEP_BATCH = 5000
+STATS_WINDOW_US = 60_000_000
+"""executedLastMinuteCount counts the attempts of this last stretch of time."""
 READERS = 4
 
 
@@ -318,6 +320,7 @@ class SqlStore:
             queue_id = _queue_row(conn, name)[0]
             conn.q("delete_all_tasks", (queue_id,))
             conn.q("delete_all_tombstones", (queue_id,))
+            conn.q("delete_attempt_seconds", (queue_id,))
             conn.q("delete_queue", (queue_id,))
             if reuse_delay > timedelta(0):
                 conn.q(
@@ -340,12 +343,34 @@ class SqlStore:
         return await self._write(job)
 
     async def queue_stats(self, name: QueueName, now: datetime) -> QueueStats:
+        """One read: the queue's row and one statement (see queue_stats in queries.sql).
+
+        Everything comes from the database, so that every node answers alike: attempts in
+        flight are the tasks claimed for an attempt (``attempt_us`` set); the last minute's
+        attempts are those in flight dispatched within it plus those that ended within it
+        (``attempt_seconds``, per second, so the window is exact to a second); the effective
+        rate is the configured one times the factor the owner's congestion control applies,
+        which the owner stores with every renewal of its ownership (so it lags by at most
+        one heartbeat), and 0 for a paused, disabled or pull queue.
+        """
+        now_us = codec.to_us(now)
+        minute_ago_us = now_us - STATS_WINDOW_US
+
         def job(conn: Db) -> QueueStats:
-            queue_id = _queue_row(conn, name)[0]
-            count, oldest = conn.q("queue_stats", (queue_id, codec.to_us(now))).fetchone()
+            queue_id, config, _ = _queue_row(conn, name)
+            queue = codec.decode_queue(config)
+            params = (minute_ago_us, queue_id, minute_ago_us // 1_000_000, queue_id, now_us, queue_id, now_us)
+            count, oldest, in_flight, recent, ended, throttle = conn.q("queue_stats", params).fetchone()
+            rate = 0.0
+            if queue.kind is QueueKind.PUSH and queue.state is QueueState.RUNNING:
+                factor = 1.0 if throttle is None else throttle
+                rate = (queue.rate_limits.max_dispatches_per_second or 0.0) * factor
             return QueueStats(
                 tasks_count=count,
                 oldest_estimated_arrival_time=codec.from_us(oldest) if oldest is not None else None,
+                executed_last_minute_count=int(recent) + int(ended),
+                concurrent_dispatches_count=in_flight,
+                effective_execution_rate=rate,
             )
 
         return await self._read(job)
@@ -567,6 +592,9 @@ class SqlStore:
             # (queue id, tombstone end) of each queue, or None when it is gone; keyed by the
             # name's parts, which the batch's tasks share with no QueueName made per task.
             queues: dict[tuple[str, str, str], tuple[int, int] | None] = {}
+            # Attempts that ended, per (queue id, second of the end), for the queue statistics;
+            # counted whatever became of their task meanwhile: they were dispatched.
+            ended: dict[tuple[int, int], int] = {}
             for one in finished:
                 name = one.name
                 key = (name.project, name.location, name.queue)
@@ -578,6 +606,8 @@ class SqlStore:
                     continue
                 queue_id, until = found
                 started_us = codec.to_us(one.started)
+                second = (queue_id, codec.to_us(one.result.response_time) // 1_000_000)
+                ended[second] = ended.get(second, 0) + 1
                 if one.result.next_schedule_time is None:
                     done.append((queue_id, name.task, started_us))
                     tombstones.append((until, queue_id, name.task, started_us))
@@ -586,10 +616,13 @@ class SqlStore:
             # Only a task still in that attempt gets a tombstone and is deleted.
             conn.qmany("tombstone_attempted", tombstones)
             conn.qmany("delete_attempted", done)
+            conn.qmany("count_answered", [(*key, n) for key, n in ended.items()])
 
         await self._write(job, checks_first=True)
 
-    async def own_queue(self, queue: QueueName, node: str, now: datetime, ttl: timedelta) -> bool:
+    async def own_queue(
+        self, queue: QueueName, node: str, now: datetime, ttl: timedelta, throttle: float = 1.0
+    ) -> bool:
         now_us = codec.to_us(now)
 
         def job(conn: Db) -> bool:
@@ -602,7 +635,7 @@ class SqlStore:
             if owner is None or owner[0] != node:
                 conn.q("recover_queue_attempts", (row[0],))
             try:
-                conn.q("put_owner", (row[0], node, now_us + codec.duration_us(ttl)))
+                conn.q("put_owner", (row[0], node, now_us + codec.duration_us(ttl), throttle))
             except conn.unique_violation:
                 return False  # another node took it in the same instant
             return True
@@ -696,6 +729,7 @@ class SqlStore:
             removed += conn.q("sweep_tombstones", (now_us, SWEEP_BATCH)).rowcount
             conn.q("sweep_queue_tombstones", (now_us,))
             conn.q("sweep_operations", (now_us,))
+            conn.q("sweep_attempt_seconds", ((now_us - 2 * STATS_WINDOW_US) // 1_000_000,))
             return removed
 
         return await self._write(job)

@@ -9,8 +9,24 @@ REST transport does, and as names otherwise. With ``authenticate`` (auth enforce
 request, a batch with all its parts, is authenticated first and its principal put in
 ``authz.CALLER``; health, discovery, the OIDC documents and the token endpoint stay open.
 
-LIMITATIONS: the ``fields`` (partial response) and ``prettyPrint`` system parameters are
-accepted and ignored; replies are always complete and compact.
+The standard parameters (``api/rest/params.py``): ``fields`` filters a successful reply with
+Google's partial-response selector (checked against the response type first: a malformed or
+unknown selector is INVALID_ARGUMENT and the method does not run; errors are never filtered);
+``prettyPrint=true`` indents the JSON, ``false`` or absent answers compact JSON (Google's
+default is pretty; compact is kept because it is faster and no client cares);
+``alt=proto`` answers the response message as binary protobuf, ``application/x-protobuf``
+(``fields`` is checked but not applied to it), and an error as a binary ``google.rpc.Status``
+with the error's HTTP status (Google's documentation only says what the success reply is; a
+binary Status is what its front end sends); ``alt=media`` is INVALID_ARGUMENT. ``$.xgafv=2``
+(the default) is the ``google.rpc.Status`` JSON error body; ``$.xgafv=1`` is Google's legacy
+(v1) error format,
+``{"error": {"code": 404, "message": ..., "errors": [{"message": ..., "domain": "global",
+"reason": "notFound"}], "status": "NOT_FOUND"}}`` (no ``details``). ``callback=NAME`` (JSONP)
+answers ``// API callback\\nNAME(<json>);`` as ``text/javascript``, errors too. ``quotaUser``,
+``uploadType`` and ``upload_protocol`` are accepted and ignored; an unknown value of any of
+these parameters is INVALID_ARGUMENT. Inside an HTTP batch, each part's own query string
+counts, except ``alt=proto`` and ``callback``, which a part refuses (the batch reply labels its
+parts JSON).
 """
 
 from __future__ import annotations
@@ -33,6 +49,7 @@ from google.protobuf.message import Message
 from tasksd.api import jsonpb
 from tasksd.api.authz import CALLER
 from tasksd.api.errors import rest_error
+from tasksd.api.rest import params
 from tasksd.api.rest.batch import BATCH_PATHS, JSON_CONTENT_TYPE, parse_batch, render_batch
 from tasksd.api.rest.routes import Route, Router, build_routes, load_discovery
 from tasksd.api.rpc import Rpc
@@ -50,6 +67,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Reply = tuple[int, bytes]
 """An HTTP status and JSON body."""
+Answer = tuple[int, bytes, bytes]
+"""An HTTP status, body and Content-Type."""
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _SYSTEM_PARAMS = {
@@ -127,8 +146,8 @@ class RestApp:
             try:
                 principal = await self.authenticate(_credentials(scope), (_own_url(scope),))
             except TasksError as error:
-                status, payload = rest_error(error)
-                await _reply(send, status, payload, extra=_challenge(error))
+                status, payload, content_type = _error(error, _lenient_format(scope["query_string"], False))
+                await _reply(send, status, payload, content_type, extra=_challenge(error))
                 return
             CALLER.set(principal)
         if method == "POST" and path in BATCH_PATHS:
@@ -138,15 +157,16 @@ class RestApp:
         try:
             body = await _read_body(receive)
         except TasksError as error:
-            await _reply(send, *rest_error(error))
+            await _reply(send, *_error(error, _lenient_format(scope["query_string"], False)))
             return
-        status, payload = await self.respond(method, path, scope["query_string"], body)
-        await _reply(send, status, payload)
+        call = self._prepare(method, path, scope["query_string"], body)
+        await _reply(send, *(call if isinstance(call, tuple) else await _run(call)))
 
     async def respond(self, method: str, path: str, query_string: bytes, body: bytes) -> Reply:
-        """(HTTP status, JSON body) of one API request; every failure is a Status body."""
+        """(HTTP status, body) of one API request; every failure is a Status body."""
         call = self._prepare(method, path, query_string, body)
-        return call if isinstance(call, tuple) else await _run(call)
+        status, payload, _ = call if isinstance(call, tuple) else await _run(call)
+        return status, payload
 
     async def _batch(self, scope: Scope, receive: Receive) -> tuple[int, bytes, bytes]:
         try:
@@ -155,8 +175,8 @@ class RestApp:
             requests = parse_batch(content_type, body)
         except TasksError as error:
             return (*rest_error(error), JSON_CONTENT_TYPE)
-        calls = [self._prepare(r.method, r.path, r.query_string, r.body) for r in requests]
-        replies = [call if isinstance(call, tuple) else (0, b"") for call in calls]
+        calls = [self._prepare(r.method, r.path, r.query_string, r.body, True) for r in requests]
+        replies: list[Reply] = [call[:2] if isinstance(call, tuple) else (0, b"") for call in calls]
         # The inner requests run concurrently; those of an RPC with a handler for many
         # requests (acknowledge) run through it together: one store transaction.
         together: dict[int, list[tuple[int, _Call]]] = {}
@@ -167,33 +187,42 @@ class RestApp:
 
         async def run_together(group: list[tuple[int, _Call]]) -> None:
             answers = await _run_together([call for _, call in group])
-            for (index, _), reply in zip(group, answers, strict=True):
-                replies[index] = reply
+            for (index, _), (status, payload, _type) in zip(group, answers, strict=True):
+                replies[index] = status, payload
 
         async def run_alone(index: int, call: _Call) -> None:
-            replies[index] = await _run(call)
+            status, payload, _type = await _run(call)
+            replies[index] = status, payload
 
         await asyncio.gather(*map(run_together, together.values()), *(run_alone(*one) for one in alone))
         payload, boundary = render_batch(requests, replies)
         return 200, payload, f"multipart/mixed; boundary={boundary}".encode()
 
-    def _prepare(self, method: str, path: str, query_string: bytes, body: bytes) -> _Call | Reply:
+    def _prepare(
+        self, method: str, path: str, query_string: bytes, body: bytes, in_batch: bool = False
+    ) -> _Call | Answer:
         """The RPC call a request makes, or the error reply it gets."""
+        fmt: params.Format | None = None
         try:
             found = self.router.match(method, path)
             if found is None:
                 raise NotFound(f"The requested URL {method} {path} was not found on this server.")
-            route, params = found
+            route, path_params = found
             rpc = route.rpc
             if rpc is None:
                 raise Unimplemented(f"{route.method_id} is not implemented in tasksd yet.")
-            ints, fields = _query(route, query_string)
-            return _Call(rpc, _build_request(rpc, route, params, fields, body), ints)
+            ints, fields, system = _query(route, query_string)
+            if system is not None:
+                fmt = params.parse(system, ints, rpc.response)
+                if in_batch and (fmt.proto or fmt.callback is not None):
+                    fmt = None
+                    raise InvalidArgument("alt=proto and callback are not supported inside a batch.")
+            return _Call(rpc, _build_request(rpc, route, path_params, fields, body), ints, fmt)
         except TasksError as error:
-            return rest_error(error)
+            return _error(error, fmt or _lenient_format(query_string, in_batch))
         except Exception:  # a bug: log it, never show a traceback to the caller
             log.exception("unhandled error reading %s %s", method, path)
-            return rest_error(Internal())
+            return _error(Internal(), fmt or _lenient_format(query_string, in_batch))
 
     async def _form(self, scope: Scope, receive: Receive, send: Send, form: Form) -> None:
         """A POST endpoint outside the API that reads a form (the token endpoint)."""
@@ -231,31 +260,69 @@ class _Call:
     request: Message
     ints: bool
     """Whether the client asked for enums as numbers ($alt=json;enum-encoding=int)."""
+    fmt: params.Format | None = None
+    """The standard parameters' rendering, when the request names any."""
 
 
-async def _run(call: _Call) -> Reply:
+async def _run(call: _Call) -> Answer:
+    fmt = call.fmt
     try:
-        return 200, _json(await call.rpc.handler(call.request), call.ints)
+        response = await call.rpc.handler(call.request)
+        if fmt is None:
+            return 200, _json(response, call.ints), JSON_CONTENT_TYPE
+        return 200, fmt.reply(response), fmt.content_type
     except TasksError as error:
-        return rest_error(error)
+        return _error(error, fmt)
     except Exception:  # a bug: log it, never show a traceback to the caller
         log.exception("unhandled error in %s", call.rpc.name)
-        return rest_error(Internal())
+        return _error(Internal(), fmt)
 
 
-async def _run_together(calls: list[_Call]) -> list[Reply]:
+async def _run_together(calls: list[_Call]) -> list[Answer]:
     """Calls of one RPC that has a handler for many requests: one call of it."""
     rpc = calls[0].rpc
     assert rpc.many is not None
     try:
         outcomes = await rpc.many([call.request for call in calls])
-        return [
-            rest_error(outcome) if isinstance(outcome, TasksError) else (200, _json(outcome, call.ints))
-            for outcome, call in zip(outcomes, calls, strict=True)
-        ]
+        return [_outcome(outcome, call) for outcome, call in zip(outcomes, calls, strict=True)]
     except Exception:  # a bug: log it, never show a traceback to the caller
         log.exception("unhandled error in %s", rpc.name)
-        return [rest_error(Internal())] * len(calls)
+        return [_error(Internal(), call.fmt) for call in calls]
+
+
+def _outcome(outcome: Message | TasksError, call: _Call) -> Answer:
+    if isinstance(outcome, TasksError):
+        return _error(outcome, call.fmt)
+    if call.fmt is None:
+        return 200, _json(outcome, call.ints), JSON_CONTENT_TYPE
+    return 200, call.fmt.reply(outcome), call.fmt.content_type
+
+
+def _error(error: TasksError, fmt: params.Format | None) -> Answer:
+    if fmt is None:
+        return (*rest_error(error), JSON_CONTENT_TYPE)
+    return (*fmt.error(error), fmt.content_type)
+
+
+def _lenient_format(query_string: bytes, in_batch: bool) -> params.Format | None:
+    """How to render an error met before the request's parameters were read: their error
+    format, pretty printing and JSONP or binary reply, when those are valid, else the default."""
+    if not query_string or not any(
+        name in query_string for name in (b"alt", b"xgafv", b"pretty", b"callback")
+    ):
+        return None
+    system = {
+        key: value
+        for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        if key in params.PARAMS and key != "fields"
+    }
+    try:
+        fmt = params.parse(system, False, None)
+    except TasksError:
+        return None
+    if in_batch and (fmt.proto or fmt.callback is not None):
+        return None
+    return fmt
 
 
 def _json(response: Message, ints: bool) -> bytes:
@@ -264,19 +331,29 @@ def _json(response: Message, ints: bool) -> bytes:
     return jsonpb.to_json(response, ints)
 
 
-def _query(route: Route, query_string: bytes) -> tuple[bool, dict[str, Any]]:
-    """(enums as numbers?, request fields) of a request's query string."""
+def _query(route: Route, query_string: bytes) -> tuple[bool, dict[str, Any], dict[str, str] | None]:
+    """(enums as numbers?, request fields, the standard parameters named if any) of a
+    request's query string (``alt=json``, which every discovery client sends, is left out)."""
     query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True) if query_string else []
     ints = False
     fields: dict[str, Any] = {}
+    system: dict[str, str] | None = None
     for key, value in query:
         if key == "$alt":
             ints = "enum-encoding=int" in value
+            if not value.startswith("json"):
+                system = system or {}
+                system["alt"] = value.partition(";")[0]
         elif key == "alt":
             if value != "json":
-                raise InvalidArgument(f"alt={value!r} is not supported; use alt=json.")
+                system = system or {}
+                system["alt"] = value
         elif key.startswith("$") or key in _SYSTEM_PARAMS:
-            continue
+            if key in params.PARAMS:
+                system = system or {}
+                if key == "fields" and key in system:
+                    value = f"{system[key]},{value}"
+                system[key] = value
         else:
             name = _camel(key)
             spec = route.query_params.get(name)
@@ -291,7 +368,7 @@ def _query(route: Route, query_string: bytes) -> tuple[bool, dict[str, Any]]:
                 fields.setdefault(name, []).append(value)
             else:
                 fields[name] = value
-    return ints, fields
+    return ints, fields, system
 
 
 def _build_request(

@@ -88,8 +88,28 @@ DELETE FROM tasks WHERE queue = ?
 DELETE FROM task_tombstones WHERE queue = ?
 
 -- queue_stats --
--- Live task count and earliest schedule time of a queue.
-SELECT count(*), min(schedule_us) FROM tasks WHERE queue = ? AND expire_us > ?
+-- A queue's statistics in one statement: over its live tasks (one range of the queue's index)
+-- the count, earliest schedule time, attempts in flight and those of them dispatched since a
+-- time; the attempts that ended since a second (attempt_seconds); and the rate factor of its
+-- owner's congestion control while that ownership is live (NULL when no node owns it).
+SELECT count(*), min(schedule_us), count(attempt_us),
+       coalesce(sum(CASE WHEN attempt_us > ? THEN 1 ELSE 0 END), 0),
+       (SELECT coalesce(sum(answered), 0) FROM attempt_seconds WHERE queue = ? AND second > ?),
+       (SELECT throttle FROM queue_owners WHERE queue = ? AND expire_us > ?)
+FROM tasks WHERE queue = ? AND expire_us > ?
+
+-- count_answered --
+-- Attempts of a queue that ended (answered, or failed without an answer) in one second.
+INSERT INTO attempt_seconds (queue, second, answered) VALUES (?, ?, ?)
+ON CONFLICT (queue, second) DO UPDATE SET answered = attempt_seconds.answered + excluded.answered
+
+-- sweep_attempt_seconds --
+-- Forget per-second attempt counts too old for any statistic.
+DELETE FROM attempt_seconds WHERE second < ?
+
+-- delete_attempt_seconds --
+-- Forget a deleted queue's attempt counts.
+DELETE FROM attempt_seconds WHERE queue = ?
 
 -- sweep_tasks --
 -- Delete tasks past their TTL, a bounded batch at a time.
@@ -196,8 +216,8 @@ DELETE FROM tasks WHERE queue = ? AND task_id = ? AND attempt_us = ?
 SELECT node, expire_us FROM queue_owners WHERE queue = ?
 
 -- put_owner --
--- Take or renew a queue's dispatch ownership.
-INSERT OR REPLACE INTO queue_owners (queue, node, expire_us) VALUES (?, ?, ?)
+-- Take or renew a queue's dispatch ownership, with the owner's congestion rate factor.
+INSERT OR REPLACE INTO queue_owners (queue, node, expire_us, throttle) VALUES (?, ?, ?, ?)
 
 -- release_owner --
 -- Give a queue's dispatch up (a node stopping cleanly).
