@@ -71,6 +71,9 @@ class Settings:
     """This process's name among nodes sharing a database (random when not set)."""
     queue_ownership_ttl_s: float = 5.0
     """How long a node's claim on a queue's dispatch lasts without renewal: the takeover time."""
+    firebase_function_url: str = "http://127.0.0.1:5001/{project}/{location}/{queue}"
+    """Where a task enqueued by firebase-admin without a URL goes, when its queue's uriOverride
+    names no host: ``{project}``, ``{location}`` and ``{queue}`` are filled in."""
     service: ServiceSettings = field(default_factory=ServiceSettings)
     queues: tuple[dict[str, Any], ...] = ()
 
@@ -121,7 +124,21 @@ _KINDS: dict[str, tuple[str, Any]] = {
         "a number of seconds of at least 2",
         lambda v: isinstance(v, int | float) and v >= 2,
     ),
+    "firebase_function_url": (
+        "an http:// or https:// URL template using only {project}, {location} and {queue}",
+        lambda v: _is_function_url(v),
+    ),
 }
+
+
+def _is_function_url(value: Any) -> bool:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        return False
+    try:
+        value.format(project="p", location="l", queue="q")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
 
 
 def _is_network(value: Any) -> bool:

@@ -24,6 +24,7 @@ from tasksd.api.grpc.server import start_grpc
 from tasksd.api.locations import LocationsApi
 from tasksd.api.operations import OperationsApi
 from tasksd.api.rest.app import Document, RestApp, RestVersion
+from tasksd.api.rest.firebase import DEFAULT_FUNCTION_URL, FirebaseRoutes
 from tasksd.api.rest.protocol import http_protocol, raise_open_file_limit
 from tasksd.api.rpc import Rpc
 from tasksd.auth.config import AuthConfig, read_auth_config
@@ -75,16 +76,21 @@ def all_rpcs(service: TasksService) -> list[Rpc]:
 
 
 def build_rest_app(
-    rpcs: list[Rpc], tokens: TokenIssuer | None = None, authenticator: Authenticator | None = None
+    rpcs: list[Rpc],
+    tokens: TokenIssuer | None = None,
+    authenticator: Authenticator | None = None,
+    function_url: str = DEFAULT_FUNCTION_URL,
 ) -> RestApp:
     versions = [RestVersion(v.name, v.rest_methods, rpcs, v.rest_aliases) for v in VERSIONS]
+    firebase = FirebaseRoutes(rpcs, function_url)
     if authenticator is None:
-        return RestApp(versions, token_documents(tokens))
+        return RestApp(versions, token_documents(tokens), firebase=firebase)
     return RestApp(
         versions,
         token_documents(tokens),
         authenticate=authenticator.authenticate,
         forms={"/token": authenticator.grant},
+        firebase=firebase,
     )
 
 
@@ -211,7 +217,7 @@ async def serve(settings: Settings) -> None:
         await dispatcher.start()
         raise_open_file_limit(settings.limits)
         config = uvicorn.Config(
-            build_rest_app(rpcs, tokens, authenticator),
+            build_rest_app(rpcs, tokens, authenticator, settings.firebase_function_url),
             host=settings.host,
             port=settings.http_port,
             lifespan="off",

@@ -51,6 +51,7 @@ from tasksd.api.authz import CALLER
 from tasksd.api.errors import rest_error
 from tasksd.api.rest import params
 from tasksd.api.rest.batch import BATCH_PATHS, JSON_CONTENT_TYPE, parse_batch, render_batch
+from tasksd.api.rest.firebase import FirebaseRoutes
 from tasksd.api.rest.routes import Route, Router, build_routes, load_discovery
 from tasksd.api.rpc import Rpc
 from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
@@ -113,6 +114,7 @@ class RestApp:
         documents: dict[str, Document] | None = None,
         authenticate: Authenticate | None = None,
         forms: dict[str, Form] | None = None,
+        firebase: FirebaseRoutes | None = None,
     ) -> None:
         self.versions = {v.version: v for v in versions}
         self.documents = documents or {}
@@ -120,6 +122,8 @@ class RestApp:
         """When set, every API request is authenticated (the rest stays open)."""
         self.forms = forms or {}
         self.router = Router([r for v in versions for r in v.routes])
+        self.firebase = firebase
+        """firebase-admin's task-queue routes (no version prefix), when served."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,6 +162,9 @@ class RestApp:
             body = await _read_body(receive)
         except TasksError as error:
             await _reply(send, *_error(error, _lenient_format(scope["query_string"], False)))
+            return
+        if self.firebase is not None and (firebase := self.firebase.match(method, path)) is not None:
+            await _reply(send, *await self.firebase.respond(firebase, body))
             return
         call = self._prepare(method, path, scope["query_string"], body)
         await _reply(send, *(call if isinstance(call, tuple) else await _run(call)))
