@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import sys
 import uuid
@@ -24,6 +23,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import tasks_v2
 
 from tests.integration.conftest import LOCATION, PROJECT, Server, refused_start
+from tests.integration.test_node import node_with_client
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
@@ -42,20 +42,6 @@ def _firebase_admin() -> Any:
         )
         import firebase_admin
     return firebase_admin
-
-
-def _node_with_firebase() -> str:
-    """The node command, once firebase-admin is installed beside the checks."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node and npm, "Node.js and npm are needed for this test (apt-get install nodejs npm)"
-    if not (NODE_DIR / "node_modules" / "firebase-admin").exists():
-        subprocess.run(
-            [npm, "install", "--no-package-lock", "--no-audit", "--no-fund", "--silent"],
-            cwd=NODE_DIR,
-            check=True,
-            timeout=300,
-        )
-    return node
 
 
 @pytest.fixture
@@ -164,6 +150,8 @@ def test_raw_routes(server: Server) -> None:
     assert reply["name"].startswith(f"/{PARENT}/queues/{queue_id}/tasks/")
     assert reply["dispatchDeadline"] == "30s"
     task_id = reply["name"].rsplit("/", 1)[1]
+    nested = httpx.post(base, content=b'{"task": ' + b"[" * 10_000 + b"]" * 10_000 + b"}")
+    assert nested.status_code == 400 and "Nesting too deep" in nested.json()["error"]["message"]
     bad = httpx.post(base, json={"task": {"httpRequest": {"url": "ftp://x/"}}})
     assert bad.status_code == 400 and bad.json()["error"]["status"] == "INVALID_ARGUMENT"
     other = httpx.post(base, json={"task": dict(task, name=f"{PARENT}/queues/other/tasks/t1")})
@@ -235,7 +223,7 @@ def test_template_and_enforced_auth(templated: Server, monkeypatch: pytest.Monke
 
 
 def test_node_enqueue_and_delete(emulated: Server) -> None:
-    node = _node_with_firebase()
+    node = node_with_client("firebase-admin")
     queue_id = _queue_id()
     done = subprocess.run(
         [node, "firebase_check.js", PROJECT, queue_id],

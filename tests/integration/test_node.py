@@ -13,11 +13,11 @@ from tests.integration.conftest import Server
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 
 
-def node_with_client() -> str:
-    """The node command, once @google-cloud/tasks is installed beside the checks."""
+def node_with_client(package: str = "@google-cloud/tasks") -> str:
+    """The node command, once the checks' packages (``package`` among them) are installed."""
     node, npm = shutil.which("node"), shutil.which("npm")
     assert node and npm, "Node.js and npm are needed for this test (apt-get install nodejs npm)"
-    if not (NODE_DIR / "node_modules" / "@google-cloud" / "tasks").exists():
+    if not (NODE_DIR / "node_modules" / package).exists():
         subprocess.run(
             [npm, "install", "--no-package-lock", "--no-audit", "--no-fund", "--silent"],
             cwd=NODE_DIR,

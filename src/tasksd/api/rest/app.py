@@ -42,7 +42,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
-from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
@@ -51,6 +50,7 @@ from tasksd.api.authz import CALLER
 from tasksd.api.errors import rest_error
 from tasksd.api.rest import params
 from tasksd.api.rest.batch import BATCH_PATHS, JSON_CONTENT_TYPE, parse_batch, render_batch
+from tasksd.api.rest.bodies import parse_into, read_json
 from tasksd.api.rest.firebase import FirebaseRoutes
 from tasksd.api.rest.routes import Route, Router, build_routes, load_discovery
 from tasksd.api.rpc import Rpc
@@ -387,62 +387,19 @@ def _build_request(
         body_field = _body_field(rpc.request.DESCRIPTOR, route.request_ref)
         if body_field is not None:
             body_target = getattr(request, body_field)
-        document = _read_json(body) if body.strip() else {}
+        document = read_json(body) if body.strip() else {}
         if not isinstance(document, dict):
             raise InvalidArgument("Invalid JSON payload received. The body must be a JSON object.")
-        _parse(document, body_target)
+        parse_into(document, body_target)
         if body_field is not None:
             body_target.SetInParent()
     if query:
-        _parse(query, request)
+        parse_into(query, request)
     for name, value in params.items():
         field = _field(request.DESCRIPTOR, name)
         holder = request if field is not None else body_target
         setattr(holder, field or _field(body_target.DESCRIPTOR, name) or name, value)
     return request
-
-
-def _read_json(body: bytes, max_depth: int = 100) -> Any:
-    """The body's JSON value: msgspec reads strict JSON; what it refuses (NaN, lone
-    surrogates, errors) is read by the json module, which also words the errors. Arrays and
-    objects nested more than ``max_depth`` deep are refused, as protobuf's JSON parser does."""
-    document: Any = None
-    too_deep = False
-    try:
-        document = _decode_json(body)
-    except RecursionError:  # both parsers stop at the interpreter's limit (1,000 frames)
-        too_deep = True
-    except ValueError:  # msgspec.DecodeError, UnicodeDecodeError
-        try:
-            document = json.loads(body)
-        except RecursionError:
-            too_deep = True
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidArgument(f"Invalid JSON payload received. {exc}.") from None
-    # Nesting deeper takes more than twice as many bytes and more brackets than the limit: most
-    # bodies pass on their length or two counts; a long one is walked (its strings are not read).
-    size = len(body)
-    if (
-        not too_deep
-        and size > 2 * max_depth
-        and (size > 2048 or body.count(b"[") + body.count(b"{") > max_depth)
-    ):
-        level = [document] if type(document) is dict or type(document) is list else []
-        for _ in range(max_depth):  # the containers of one level at a time, never recursing
-            if not level:
-                break
-            level = [
-                v
-                for c in level
-                for v in (c.values() if type(c) is dict else c)
-                if type(v) is dict or type(v) is list
-            ]
-        too_deep = bool(level)
-    if too_deep:
-        raise InvalidArgument(
-            f"Invalid JSON payload received. Nesting too deep (more than {max_depth} levels)."
-        )
-    return document
 
 
 @functools.cache
@@ -463,17 +420,6 @@ def _body_field(request: Descriptor, ref: str) -> str | None:
         if field.message_type is not None and field.message_type.name == ref:
             return str(field.name)
     return None
-
-
-def _parse(document: dict[str, Any], message: Message) -> None:
-    try:
-        jsonpb.parse_dict(document, message)
-    except jsonpb.InvalidValue as exc:
-        raise InvalidArgument(str(exc)) from None
-    except json_format.ParseError as exc:
-        raise InvalidArgument(f"Invalid JSON payload received. {exc}".split("\n")[0]) from None
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidArgument(f"Invalid JSON payload received. {exc}") from None
 
 
 async def _read_body(receive: Receive) -> bytes:

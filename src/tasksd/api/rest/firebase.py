@@ -29,11 +29,9 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.message import Message
-
 from tasksd.api import jsonpb
 from tasksd.api.errors import rest_error
+from tasksd.api.rest.bodies import parse_into, read_json
 from tasksd.api.rpc import Rpc
 from tasksd.api.shared import http_target_of
 from tasksd.model.errors import AlreadyExists, Code, Internal, InvalidArgument, TasksError
@@ -111,7 +109,7 @@ class FirebaseRoutes:
             task = {k: v for k, v in task.items() if k != "name"}
         request: Any = self._create_task.request()
         request.parent = call.parent
-        _parse(task, request.task)
+        parse_into(task, request.task)
         queue = await self._queue(call)
         if request.task.HasField("http_request") and not request.task.http_request.url:
             request.task.http_request.url = self._url(call, queue)
@@ -152,21 +150,7 @@ class FirebaseRoutes:
 
 
 def _read(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body) if body.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"Invalid JSON payload received. {exc}.") from None
+    document = read_json(body) if body.strip() else {}
     if not isinstance(document, dict):
         raise InvalidArgument("Invalid JSON payload received. The body must be a JSON object.")
     return document
-
-
-def _parse(document: dict[str, Any], message: Message) -> None:
-    try:
-        jsonpb.parse_dict(document, message)
-    except jsonpb.InvalidValue as exc:
-        raise InvalidArgument(str(exc)) from None
-    except json_format.ParseError as exc:
-        raise InvalidArgument(f"Invalid JSON payload received. {exc}".split("\n")[0]) from None
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidArgument(f"Invalid JSON payload received. {exc}") from None
