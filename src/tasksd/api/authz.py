@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 
 from tasksd.api.rpc import Rpc
 from tasksd.auth.policy import LOCATION_TYPE, QUEUE_TYPE, Iam
+from tasksd.auth.roles import ACT_AS
 from tasksd.model.errors import PermissionDenied, QueueNotFound, TasksError, Unauthenticated
 from tasksd.model.iam import Policy
 from tasksd.model.names import QueueName, TaskName
@@ -145,7 +146,7 @@ class Guard:
         if acting is not None:
             for email in sorted(service_accounts(acting)):
                 if not self.iam.may_act_as(principal, email, self.service.clock.now()):
-                    raise PermissionDenied.lacking("iam.serviceAccounts.actAs", email)
+                    raise PermissionDenied.lacking(ACT_AS, email)
 
     async def held(self, principal: str, permissions: list[str], resource: str) -> list[str]:
         """The ones of ``permissions`` that ``principal`` holds on ``resource``."""

@@ -15,9 +15,9 @@ from datetime import datetime
 
 from tasksd.auth.conditions import holds
 from tasksd.auth.config import AuthConfig, ProjectBinding
+from tasksd.auth.roles import ACT_AS
 from tasksd.model.iam import Policy
 
-ACT_AS = "iam.serviceAccounts.actAs"
 QUEUE_TYPE = "cloudtasks.googleapis.com/Queue"
 LOCATION_TYPE = "cloudtasks.googleapis.com/Location"
 SERVICE_ACCOUNT_TYPE = "iam.googleapis.com/ServiceAccount"

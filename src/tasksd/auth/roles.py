@@ -26,7 +26,7 @@ describe``, as archived by darkbitio/gcp-iam-role-permissions, snapshot 2026-08-
 
 from __future__ import annotations
 
-PREDEFINED_ROLES: dict[str, frozenset[str]] = {
+_CLOUDTASKS_ROLES: dict[str, frozenset[str]] = {
     # Cloud Tasks Admin: "Full access to queues and tasks."
     "roles/cloudtasks.admin": frozenset(
         {
@@ -145,71 +145,25 @@ PREDEFINED_ROLES: dict[str, frozenset[str]] = {
             "resourcemanager.projects.list",
         }
     ),
-    # Owner (basic): every cloudtasks.* permission, plus actAs. Filtered view, see module docstring.
-    "roles/owner": frozenset(
-        {
-            "cloudtasks.cmekConfig.get",
-            "cloudtasks.cmekConfig.update",
-            "cloudtasks.locations.get",
-            "cloudtasks.locations.list",
-            "cloudtasks.operations.get",
-            "cloudtasks.queues.create",
-            "cloudtasks.queues.delete",
-            "cloudtasks.queues.get",
-            "cloudtasks.queues.getIamPolicy",
-            "cloudtasks.queues.list",
-            "cloudtasks.queues.pause",
-            "cloudtasks.queues.purge",
-            "cloudtasks.queues.resume",
-            "cloudtasks.queues.setIamPolicy",
-            "cloudtasks.queues.update",
-            "cloudtasks.tasks.create",
-            "cloudtasks.tasks.delete",
-            "cloudtasks.tasks.fullView",
-            "cloudtasks.tasks.get",
-            "cloudtasks.tasks.list",
-            "cloudtasks.tasks.run",
-            "iam.serviceAccounts.actAs",
-        }
-    ),
-    # Editor (basic): Owner's set minus cmekConfig.update and queue IAM policy get/set; has actAs.
-    "roles/editor": frozenset(
-        {
-            "cloudtasks.cmekConfig.get",
-            "cloudtasks.locations.get",
-            "cloudtasks.locations.list",
-            "cloudtasks.operations.get",
-            "cloudtasks.queues.create",
-            "cloudtasks.queues.delete",
-            "cloudtasks.queues.get",
-            "cloudtasks.queues.list",
-            "cloudtasks.queues.pause",
-            "cloudtasks.queues.purge",
-            "cloudtasks.queues.resume",
-            "cloudtasks.queues.update",
-            "cloudtasks.tasks.create",
-            "cloudtasks.tasks.delete",
-            "cloudtasks.tasks.fullView",
-            "cloudtasks.tasks.get",
-            "cloudtasks.tasks.list",
-            "cloudtasks.tasks.run",
-            "iam.serviceAccounts.actAs",
-        }
-    ),
-    # Viewer (basic): read-only cloudtasks.* permissions; no actAs.
-    "roles/viewer": frozenset(
-        {
-            "cloudtasks.cmekConfig.get",
-            "cloudtasks.locations.get",
-            "cloudtasks.locations.list",
-            "cloudtasks.operations.get",
-            "cloudtasks.queues.get",
-            "cloudtasks.queues.list",
-            "cloudtasks.tasks.fullView",
-            "cloudtasks.tasks.get",
-            "cloudtasks.tasks.list",
-        }
-    ),
+}
+
+
+def _cloudtasks_part(role: str) -> frozenset[str]:
+    return frozenset(p for p in _CLOUDTASKS_ROLES[role] if p.startswith("cloudtasks."))
+
+
+ACT_AS = "iam.serviceAccounts.actAs"
+
+# Every cloudtasks.* permission that exists: exactly the cloudtasks.* part of roles/cloudtasks.admin.
+CLOUDTASKS_PERMISSIONS: frozenset[str] = _cloudtasks_part("roles/cloudtasks.admin")
+
+PREDEFINED_ROLES: dict[str, frozenset[str]] = {
+    **_CLOUDTASKS_ROLES,
+    # The basic roles hold thousands of permissions; what they grant here is their cloudtasks.*
+    # part, which is that of Admin, Editor and Viewer of Cloud Tasks, and (Owner, Editor) actAs.
+    "roles/owner": CLOUDTASKS_PERMISSIONS | {ACT_AS},
+    "roles/editor": _cloudtasks_part("roles/cloudtasks.editor") | {ACT_AS},
+    "roles/viewer": _cloudtasks_part("roles/cloudtasks.viewer"),
     # Service Account User: "Run operations as the service account." iam.serviceAccounts.* only.
     "roles/iam.serviceAccountUser": frozenset(
         {
@@ -219,30 +173,3 @@ PREDEFINED_ROLES: dict[str, frozenset[str]] = {
         }
     ),
 }
-
-# Every cloudtasks.* permission that exists: exactly the cloudtasks.* part of roles/cloudtasks.admin.
-CLOUDTASKS_PERMISSIONS: frozenset[str] = frozenset(
-    {
-        "cloudtasks.cmekConfig.get",
-        "cloudtasks.cmekConfig.update",
-        "cloudtasks.locations.get",
-        "cloudtasks.locations.list",
-        "cloudtasks.operations.get",
-        "cloudtasks.queues.create",
-        "cloudtasks.queues.delete",
-        "cloudtasks.queues.get",
-        "cloudtasks.queues.getIamPolicy",
-        "cloudtasks.queues.list",
-        "cloudtasks.queues.pause",
-        "cloudtasks.queues.purge",
-        "cloudtasks.queues.resume",
-        "cloudtasks.queues.setIamPolicy",
-        "cloudtasks.queues.update",
-        "cloudtasks.tasks.create",
-        "cloudtasks.tasks.delete",
-        "cloudtasks.tasks.fullView",
-        "cloudtasks.tasks.get",
-        "cloudtasks.tasks.list",
-        "cloudtasks.tasks.run",
-    }
-)
