@@ -64,7 +64,7 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-VERSIONS: tuple[Version, ...] = (v2beta2.VERSION, v2beta3.VERSION, v2.VERSION)
+VERSIONS: tuple[Version, ...] = (v2beta2.VERSION, v2beta2.REST_VERSION, v2beta3.VERSION, v2.VERSION)
 
 
 def all_rpcs(service: TasksService) -> list[Rpc]:
@@ -81,7 +81,12 @@ def build_rest_app(
     authenticator: Authenticator | None = None,
     function_url: str = DEFAULT_FUNCTION_URL,
 ) -> RestApp:
-    versions = [RestVersion(v.name, v.rest_methods, rpcs, v.rest_aliases) for v in VERSIONS]
+    rest_rpcs = [rpc for rpc in rpcs if rpc.rest]
+    versions = [
+        RestVersion(v.name, v.rest_methods, rest_rpcs, v.rest_aliases)
+        for v in VERSIONS
+        if "rest" in v.transports
+    ]
     firebase = FirebaseRoutes(rpcs, function_url)
     if authenticator is None:
         return RestApp(versions, token_documents(tokens), firebase=firebase)

@@ -53,6 +53,9 @@ class Version:
     """Discovery method id → (gRPC service, RPC name)."""
     rest_aliases: dict[str, list[str]] = field(default_factory=dict)
     rest_only: frozenset[str] = frozenset()
+    transports: frozenset[str] = frozenset({"grpc", "rest"})
+    """Where the version's RPCs are served: v2beta2 serves its published messages over gRPC
+    and the discovery document's over REST, as two Versions."""
     shows: Callable[[Queue], bool] = lambda queue: True
     """Whether the version can see a queue at all (v2 has no pull queues)."""
     types: dict[str, type[Message]] = field(default_factory=dict)
@@ -114,6 +117,34 @@ def standard_messages(
     ]:
         table[rpc] = (getattr(messages, f"{rpc}Request").pb(), response)
     return table
+
+
+BATCH_TYPES = ("BatchCreateTasksResponse", "BatchCreateTasksMetadata", "BatchDeleteTasksMetadata")
+"""The messages the operations of the batch RPCs hold (a Version's ``types``)."""
+
+
+def batch_and_cmek_messages(
+    types: dict[str, type[Message]],
+) -> dict[str, tuple[type[Message], type[Message]]]:
+    """RPC name → (request, response) for the batch and CMEK RPCs, from their messages by name."""
+    operation = operations_pb2.Operation
+    return {
+        "BatchCreateTasks": (types["BatchCreateTasksRequest"], operation),
+        "BatchDeleteTasks": (types["BatchDeleteTasksRequest"], operation),
+        "GetCmekConfig": (types["GetCmekConfigRequest"], types["CmekConfig"]),
+        "UpdateCmekConfig": (types["UpdateCmekConfigRequest"], types["CmekConfig"]),
+    }
+
+
+def batch_and_cmek_rest_methods(service: str) -> dict[str, tuple[str, str]]:
+    """Discovery method ids → RPCs for the batch and CMEK methods."""
+    prefix = "cloudtasks.projects.locations"
+    return {
+        f"{prefix}.queues.tasks.batchCreate": (service, "BatchCreateTasks"),
+        f"{prefix}.queues.tasks.batchDelete": (service, "BatchDeleteTasks"),
+        f"{prefix}.getCmekConfig": (service, "GetCmekConfig"),
+        f"{prefix}.updateCmekConfig": (service, "UpdateCmekConfig"),
+    }
 
 
 def standard_rest_methods(
@@ -480,7 +511,8 @@ class CloudTasksApi:
                 request,
                 response,
                 self._speaking(handler),
-                grpc=name not in self.v.rest_only,
+                grpc="grpc" in self.v.transports and name not in self.v.rest_only,
+                rest="rest" in self.v.transports,
                 many=self._speaking_many(many) if many is not None else None,
             )
         return rpcs

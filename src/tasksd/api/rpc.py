@@ -26,5 +26,8 @@ class Rpc:
     handler: Handler
     grpc: bool = True
     """False for a method that exists only in the REST surface (not in the service's proto)."""
+    rest: bool = True
+    """False for an RPC of the gRPC surface only (v2beta2's published messages: REST serves
+    the discovery document's)."""
     many: ManyHandler | None = None
     """For an RPC that many requests can share one store transaction (acknowledge)."""

@@ -136,9 +136,13 @@ def complete_retry_config(given: RetryConfig, *, pull: bool = False) -> RetryCon
         if value is None:
             value = getattr(DEFAULT_RETRY, name)
         elif value < timedelta(0):
-            raise InvalidArgument(f"retry_config.{name} must not be negative, got {value}.")
+            raise InvalidArgument(
+                f"retry_config.{name} must not be negative, got {value.total_seconds():g}s."
+            )
         elif name != "max_retry_duration" and value > MAX_BACKOFF:
-            raise InvalidArgument(f"retry_config.{name} must be at most 7 days, got {value}.")
+            raise InvalidArgument(
+                f"retry_config.{name} must be at most 7 days, got {value.total_seconds():g}s."
+            )
         values[name] = value
     doublings = given.max_doublings
     if doublings is not None and doublings < 0:

@@ -120,6 +120,15 @@ def encode_attempts(status: TaskStatus) -> bytes | None:
     )
 
 
+def max_attempts(options: bytes | None, queue_max_attempts: int) -> int:
+    """A task's limit on attempts (-1: none): its own retry config's, which overrides its
+    queue's, else ``queue_max_attempts``."""
+    own = _options_decoder.decode(options).retry_config if options else None
+    if own is None or own.max_attempts is None:
+        return queue_max_attempts
+    return own.max_attempts
+
+
 def decode_task(
     queue: QueueName,
     task_id: str,

@@ -483,7 +483,8 @@ class SqlStore:
                 updates: list[tuple[Any, ...]] = []
                 for row in rows:
                     row_id, task_id, dispatch_count, payload = row[0], row[1], row[5], row[7]
-                    if max_attempts != -1 and dispatch_count >= max_attempts:
+                    limit = codec.max_attempts(row[9], max_attempts) if row[9] else max_attempts
+                    if limit != -1 and dispatch_count >= limit:
                         conn.q("delete_task_by_id", (row_id,))
                         conn.q("put_tombstone", (queue_id, task_id, tombstone_until))
                         exhausted = True

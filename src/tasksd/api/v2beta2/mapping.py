@@ -4,7 +4,7 @@ LIMITATIONS (differences from the real service):
 - ``max_doublings``, ``max_burst_size``, ``max_concurrent_tasks`` and
   ``max_tasks_dispatched_per_second`` have no presence in proto3, so 0 means "use the default".
 - The task-level ``retryConfig`` that the discovery document lists is not in the published
-  v2beta2 protobuf; a REST request carrying it is rejected as an unknown field.
+  v2beta2 protobuf, so gRPC neither takes nor shows it (REST, which serves the document, does).
 """
 
 from __future__ import annotations
@@ -70,13 +70,14 @@ def queue_from_pb(message: Message, name: QueueName) -> Queue:
             limits.max_burst_size or None,
             limits.max_concurrent_tasks or None,
         ),
-        retry_config=retry_config_from_pb(message.retry_config),
+        retry_config=retry_config_from_pb(message.retry_config, "queue.retry_config"),
         task_ttl=pbx.optional_duration(message, "task_ttl", "queue.task_ttl"),
         tombstone_ttl=pbx.optional_duration(message, "tombstone_ttl", "queue.tombstone_ttl"),
     )
 
 
-def retry_config_from_pb(message: Message) -> RetryConfig:
+def retry_config_from_pb(message: Message, field: str) -> RetryConfig:
+    """The RetryConfig at ``field`` (``queue.retry_config`` or ``task.retry_config``)."""
     attempts: int | None
     if message.WhichOneof("num_attempts") == "unlimited_attempts" and message.unlimited_attempts:
         attempts = -1
@@ -84,14 +85,26 @@ def retry_config_from_pb(message: Message) -> RetryConfig:
         attempts = message.max_attempts or None
         if attempts is not None and attempts < 0:
             raise InvalidArgument(
-                f"retry_config.max_attempts must be greater than 0, got {attempts}; set "
+                f"{field}.max_attempts must be greater than 0, got {attempts}; set "
                 "unlimited_attempts for no limit."
             )
     return RetryConfig(
         max_attempts=attempts,
         max_doublings=message.max_doublings or None,
-        **shared.retry_durations_of(message, "queue.retry_config"),  # type: ignore[arg-type]
+        **shared.retry_durations_of(message, field),  # type: ignore[arg-type]
     )
+
+
+def set_retry_config(message: Message, config: RetryConfig, durations: bool = True) -> None:
+    """``message`` (a RetryConfig) as ``config``; ``durations`` False leaves out the backoff
+    fields, output only and not shown for pull queues."""
+    if config.max_attempts == -1:
+        message.unlimited_attempts = True
+    else:
+        message.max_attempts = config.max_attempts or 0
+    if durations:
+        shared.set_retry_durations(message, config)
+        message.max_doublings = config.max_doublings or 0
 
 
 def queue_to_pb(queue: Queue, stats: QueueStats | None = None) -> Message:
@@ -110,14 +123,7 @@ def queue_to_pb(queue: Queue, stats: QueueStats | None = None) -> Message:
     message.rate_limits.max_tasks_dispatched_per_second = limits.max_dispatches_per_second or 0.0
     message.rate_limits.max_burst_size = limits.max_burst_size or 0
     message.rate_limits.max_concurrent_tasks = limits.max_concurrent_dispatches or 0
-    retry = message.retry_config
-    if queue.retry_config.max_attempts == -1:
-        retry.unlimited_attempts = True
-    else:
-        retry.max_attempts = queue.retry_config.max_attempts or 0
-    if queue.kind is not QueueKind.PULL:  # output only, and not shown, for pull queues
-        shared.set_retry_durations(retry, queue.retry_config)
-        retry.max_doublings = queue.retry_config.max_doublings or 0
+    set_retry_config(message.retry_config, queue.retry_config, durations=queue.kind is not QueueKind.PULL)
     message.state = QueuePb.State.Value(queue.state.value)
     if queue.purge_time is not None:
         pbx.set_timestamp(message.purge_time, queue.purge_time)
@@ -164,20 +170,28 @@ def task_from_pb(message: Message, parent: QueueName) -> Task:
         payload = shared.app_engine_request_of(message.app_engine_http_request, "relative_url", "payload")
     elif which == "http_request":
         payload = shared.http_request_of(message.http_request)
+    # Only REST's Task (the discovery document's) has a task-level retry_config.
+    retry = message.retry_config if _has_retry_config(message) and message.HasField("retry_config") else None
     return Task(
         name=name,
         payload=payload,
         schedule_time=pbx.optional_timestamp(message, "schedule_time", "task.schedule_time"),
+        retry_config=retry_config_from_pb(retry, "task.retry_config") if retry is not None else None,
     )
+
+
+def _has_retry_config(message: Message) -> bool:
+    return "retry_config" in message.DESCRIPTOR.fields_by_name
 
 
 def view_from_pb(value: int) -> TaskView:
     return TaskView.FULL if value == _VIEW_NUMBERS[TaskView.FULL] else TaskView.BASIC
 
 
-def task_to_pb(task: Task, view: TaskView) -> Message:
+def task_to_pb(task: Task, view: TaskView, task_type: type[Message] = TaskPb) -> Message:
+    """The ``task_type`` message (the published Task, or REST's) of a task."""
     assert task.name is not None
-    message = TaskPb(name=task.name.path, view=_VIEW_NUMBERS[view])
+    message = task_type(name=task.name.path, view=_VIEW_NUMBERS[view])
     full = view is TaskView.FULL
     payload = task.payload
     if isinstance(payload, PullMessage):
@@ -202,4 +216,8 @@ def task_to_pb(task: Task, view: TaskView) -> Message:
         shared.set_attempt(message.status.first_attempt_status, status.first_attempt)
     if status.last_attempt is not None:
         shared.set_attempt(message.status.last_attempt_status, status.last_attempt)
+    if task.retry_config is not None and _has_retry_config(message):
+        set_retry_config(
+            message.retry_config, task.retry_config, durations=not isinstance(payload, PullMessage)
+        )
     return message
