@@ -462,3 +462,31 @@ def test_client_certificates_when_tls_names_a_client_ca(tmp_path: Path) -> None:
             )
     finally:
         proc_server.stop()
+
+
+def test_v2beta2_rest_only_methods_are_guarded(secured: Server) -> None:
+    """The methods only v2beta2's REST surface has (its discovery document's) need the same
+    permissions as in v2: a queue admin may not create tasks or read the CMEK config."""
+    headers = {"Authorization": "Bearer s3cret"}
+    name = f"{PARENT}/queues/{_queue_id()}"
+    base = f"{secured.url}/v2beta2"
+    made = httpx.post(
+        f"{base}/{PARENT}/queues",
+        json={"name": name, "pullTarget": {}},
+        headers=headers,
+        verify=_verify(secured),
+    )
+    assert made.status_code == 200, made.text
+    batch = {"requests": [{"task": {"name": f"{name}/tasks/t", "pullMessage": {}}}]}
+    for method, path, body, permission in [
+        ("POST", f"{name}/tasks:batchCreate", batch, "cloudtasks.tasks.create"),
+        ("POST", f"{name}/tasks:batchDelete", {"names": [f"{name}/tasks/t"]}, "cloudtasks.tasks.delete"),
+        ("GET", f"{PARENT}/cmekConfig", None, "cloudtasks.cmekConfig.get"),
+    ]:
+        denied = httpx.request(method, f"{base}/{path}", json=body, headers=headers, verify=_verify(secured))
+        assert denied.status_code == 403, denied.text
+        assert f'"{permission}"' in denied.json()["error"]["message"]
+    gone = httpx.get(
+        f"{base}/{name}/tasks/t", headers={"Authorization": "Bearer ops-secret"}, verify=_verify(secured)
+    )
+    assert gone.status_code in (403, 404)  # nothing was created either way
