@@ -33,6 +33,22 @@ HTTP_STATUS: dict[Code, int] = {
 }
 
 
+MAX_MESSAGE_BYTES = 1024
+"""The longest message, in UTF-8 bytes, an error carries on either wire. gRPC sends it in the
+``grpc-message`` trailer, percent-encoded (up to three bytes for one), and again inside
+``grpc-status-details-bin``; clients refuse trailers over 8 KiB (the call then fails with
+RESOURCE_EXHAUSTED instead of the error), so a message that echoes a long input is cut, and
+REST carries the same cut text."""
+
+
+def wire_message(error: TasksError) -> str:
+    """The error's message as both wires carry it: cut to MAX_MESSAGE_BYTES, marked with "…"."""
+    encoded = error.message.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_MESSAGE_BYTES:
+        return error.message
+    return encoded[: MAX_MESSAGE_BYTES - len("…".encode())].decode("utf-8", "ignore") + "…"
+
+
 def detail_pb(detail: Detail) -> any_pb2.Any:
     """A detail of the model as the google.rpc message it stands for, packed."""
     message: Any
@@ -53,14 +69,14 @@ def detail_pb(detail: Detail) -> any_pb2.Any:
 def status_pb(error: TasksError) -> status_pb2.Status:
     """The google.rpc.Status of an error, details included."""
     return status_pb2.Status(
-        code=int(error.code), message=error.message, details=[detail_pb(d) for d in error.details]
+        code=int(error.code), message=wire_message(error), details=[detail_pb(d) for d in error.details]
     )
 
 
 def rest_error(error: TasksError) -> tuple[int, bytes]:
     """(HTTP status, google.rpc.Status JSON body) of an error."""
     status = HTTP_STATUS[error.code]
-    body: dict[str, Any] = {"code": status, "message": error.message, "status": error.code.name}
+    body: dict[str, Any] = {"code": status, "message": wire_message(error), "status": error.code.name}
     if error.details:
         body["details"] = [json_format.MessageToDict(detail_pb(d)) for d in error.details]
     return status, json.dumps({"error": body}).encode()

@@ -18,7 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tasksd.api.authz import CALLER
-from tasksd.api.errors import status_pb
+from tasksd.api.errors import status_pb, wire_message
 from tasksd.api.rpc import Rpc
 from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
 from tasksd.model.errors import Code, Internal, TasksError
@@ -64,7 +64,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: TasksError)
     (``grpc-status-details-bin``), as Google's servers send them."""
     if error.details:
         context.set_trailing_metadata([("grpc-status-details-bin", status_pb(error).SerializeToString())])
-    await context.abort(grpc_status(error.code), error.message)
+    await context.abort(grpc_status(error.code), wire_message(error))
 
 
 def _method_handler(rpc: Rpc, authenticate: Authenticate | None) -> grpc.RpcMethodHandler:
