@@ -142,12 +142,6 @@ V2_FAMILY = ("v2beta3", "v2")
 WITH_READ_MASK = ("v2beta2", "v2beta3")
 WITH_PULL = ("v2beta2", "v2beta3")
 
-DELETED_BUG = (
-    "PauseQueue/ResumeQueue of a deleted queue whose name is still reserved answer "
-    "FAILED_PRECONDITION 'The queue cannot be created …' (the store's put_queue refuses the name "
-    "before the change runs) where production answers NOT_FOUND (FACTS.md, Recorded errors)"
-)
-
 CASES: list[Case] = [
     # -- ListQueues --------------------------------------------------------------------
     Case(
@@ -457,7 +451,6 @@ CASES: list[Case] = [
         lambda v: {"name": GONE},
         "NOT_FOUND",
         QUEUE_MISSING,
-        bug=DELETED_BUG,
     ),
     Case(
         "resume_queue-deleted",
@@ -465,7 +458,6 @@ CASES: list[Case] = [
         lambda v: {"name": GONE},
         "NOT_FOUND",
         QUEUE_MISSING,
-        bug=DELETED_BUG,
     ),
     Case("purge_queue-deleted", "purge_queue", lambda v: {"name": GONE}, "NOT_FOUND", QUEUE_MISSING),
     Case("resume_queue-missing", "resume_queue", lambda v: {"name": MISSING}, "NOT_FOUND", QUEUE_MISSING),

@@ -43,9 +43,14 @@ REST carries the same cut text."""
 
 def wire_message(error: TasksError) -> str:
     """The error's message as both wires carry it: cut to MAX_MESSAGE_BYTES, marked with "…"."""
-    encoded = error.message.encode("utf-8", "surrogatepass")
+    return _cut(error.message)
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to MAX_MESSAGE_BYTES of UTF-8, marked with "…" (gRPC trailers are small)."""
+    encoded = text.encode("utf-8", "surrogatepass")
     if len(encoded) <= MAX_MESSAGE_BYTES:
-        return error.message
+        return text
     return encoded[: MAX_MESSAGE_BYTES - len("…".encode())].decode("utf-8", "ignore") + "…"
 
 
@@ -59,7 +64,9 @@ def detail_pb(detail: Detail) -> any_pb2.Any:
     else:
         assert isinstance(detail, ErrorInfo)
         message = error_details_pb2.ErrorInfo(
-            reason=detail.reason, domain=detail.domain, metadata=dict(detail.metadata)
+            reason=detail.reason,
+            domain=detail.domain,
+            metadata={key: _cut(value) for key, value in detail.metadata},
         )
     packed = any_pb2.Any()
     packed.Pack(message)

@@ -18,6 +18,7 @@ from tasksd.model.errors import (
     LocationNotFound,
     NotFound,
     QueueNotFound,
+    QueueTombstoned,
     ResourceExhausted,
     TasksError,
     settle,
@@ -212,7 +213,10 @@ class TasksService:
                 raise QueueNotFound()
             return replace(stored, state=state)
 
-        return await self.store.put_queue(name, change, self.clock.now())
+        try:
+            return await self.store.put_queue(name, change, self.clock.now())
+        except QueueTombstoned:  # deleted recently: to a pause or resume it is simply not there
+            raise QueueNotFound() from None
 
     # -- IAM ---------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from tasksd.api import jsonpb
-from tasksd.api.errors import HTTP_STATUS, rest_error, status_pb
+from tasksd.api.errors import HTTP_STATUS, rest_error, status_pb, wire_message
 from tasksd.model.errors import Code, InvalidArgument, TasksError
 
 Selector = dict[str, "Selector | None"]
@@ -105,11 +105,12 @@ class Format:
         if self.v1_errors:
             status = HTTP_STATUS[error.code]
             reason = _V1_REASONS.get(error.code, "backendError")
+            message = wire_message(error)
             body = {
                 "error": {
                     "code": status,
-                    "message": error.message,
-                    "errors": [{"message": error.message, "domain": "global", "reason": reason}],
+                    "message": message,
+                    "errors": [{"message": message, "domain": "global", "reason": reason}],
                     "status": error.code.name,
                 }
             }
