@@ -4,11 +4,18 @@ The config file (YAML, so JSON works too, or TOML) holds server settings under t
 names (``db``, ``http_port``, …), service settings (``locations``, ``queue_reuse_delay``)
 and ``queues``: a list of queues written as v2beta2 REST Queue resources, each created or
 updated to match when the server starts. A flag or environment variable wins over the file.
+
+``queue_yaml`` names an App Engine queue.yaml file (``{file, project, location}``, or just its
+path), applied at every start as an upload of it is; a config file that is itself a
+queue.yaml (a top-level ``queue:`` key) is read as ``queue_yaml: THAT_FILE``. Its project is
+``project``, else the file's ``application:``, else ``$GOOGLE_CLOUD_PROJECT``; its location
+is ``location``, else the first of ``locations``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
@@ -18,7 +25,10 @@ from typing import Any
 import yaml
 from google.protobuf import duration_pb2
 
+from tasksd.model.errors import TasksError
+from tasksd.model.names import LocationName
 from tasksd.service import ServiceSettings
+from tasksd.service.queueyaml import FALLBACK_LOCATION, QueueYaml, looks_like_queue_yaml, parse_queue_yaml
 
 
 class ConfigError(Exception):
@@ -37,6 +47,15 @@ class Limits:
     """How long a request's body may take to arrive once its headers have."""
     max_connections: int = 900
     """Open connections served at once; beyond it new ones get 503 (``/healthz`` still answers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueYamlConfig:
+    """A queue.yaml file to apply at start, and where."""
+
+    file: str
+    queues: QueueYaml
+    location: LocationName
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +95,10 @@ class Settings:
     names no host: ``{project}``, ``{location}`` and ``{queue}`` are filled in."""
     service: ServiceSettings = field(default_factory=ServiceSettings)
     queues: tuple[dict[str, Any], ...] = ()
+    queue_yaml: QueueYamlConfig | None = None
 
 
-SERVER_KEYS = {f.name for f in fields(Settings)} - {"service", "queues", "config", "limits"}
+SERVER_KEYS = {f.name for f in fields(Settings)} - {"service", "queues", "config", "limits", "queue_yaml"}
 
 # What each server key of the file must hold, said the way the error message says it.
 _KINDS: dict[str, tuple[str, Any]] = {
@@ -199,7 +219,33 @@ def read_config_file(path: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level.")
+    if file.suffix != ".toml" and looks_like_queue_yaml(data):
+        return {"queue_yaml": str(file.resolve())}
     return data
+
+
+def _queue_yaml(value: Any, base: Path) -> tuple[str, QueueYaml, str | None, str | None]:
+    """(path, queues, project, location) of the ``queue_yaml`` key: a path or a mapping
+    ``{file, project, location}`` (relative paths are read from ``base``)."""
+    if isinstance(value, str):
+        value = {"file": value}
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("file"), str)
+        or not set(value) <= {"file", "project", "location"}
+        or not all(isinstance(v, str) for v in value.values())
+    ):
+        raise ConfigError("queue_yaml must be the path of a queue.yaml file, or {file, project, location}.")
+    path = base / value["file"]
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"queue_yaml: cannot read {path}: {exc.strerror}") from None
+    try:
+        queues = parse_queue_yaml(text)
+    except TasksError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None
+    return str(path), queues, value.get("project"), value.get("location")
 
 
 def apply_config_file(settings: Settings, data: dict[str, Any], explicit: set[str]) -> Settings:
@@ -207,6 +253,7 @@ def apply_config_file(settings: Settings, data: dict[str, Any], explicit: set[st
     server: dict[str, Any] = {}
     service = settings.service
     queues: tuple[dict[str, Any], ...] = ()
+    queue_yaml: tuple[str, QueueYaml, str | None, str | None] | None = None
     for key, value in data.items():
         name = key.replace("-", "_")
         if name in SERVER_KEYS:
@@ -236,13 +283,42 @@ def apply_config_file(settings: Settings, data: dict[str, Any], explicit: set[st
             if not isinstance(value, list) or not all(isinstance(q, dict) for q in value):
                 raise ConfigError("queues must be a list of Queue resources (mappings).")
             queues = tuple(value)
+        elif name == "queue_yaml":
+            queue_yaml = _queue_yaml(value, Path(settings.config).parent if settings.config else Path.cwd())
         else:
             known = sorted(
-                SERVER_KEYS | {"locations", "queue_reuse_delay", "queues", "lease_calls_per_second", "limits"}
+                SERVER_KEYS
+                | {
+                    "locations",
+                    "queue_reuse_delay",
+                    "queues",
+                    "queue_yaml",
+                    "lease_calls_per_second",
+                    "limits",
+                }
             )
             raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(known)}.")
     if "allowed_target_hosts" in server and server["allowed_target_hosts"] is not None:
         server["allowed_target_hosts"] = tuple(server["allowed_target_hosts"])
     if server.get("allowed_target_networks") is not None:
         server["allowed_target_networks"] = tuple(server["allowed_target_networks"])
+    if queue_yaml is not None:
+        server["queue_yaml"] = _queue_yaml_config(*queue_yaml, service.default_locations)
     return replace(settings, service=service, queues=queues, **server)
+
+
+def _queue_yaml_config(
+    path: str, queues: QueueYaml, project: str | None, location: str | None, locations: tuple[str, ...]
+) -> QueueYamlConfig:
+    project = project or queues.application or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not project:
+        raise ConfigError(
+            f"{path}: which project are its queues in? Add 'application: PROJECT' to it, set "
+            "GOOGLE_CLOUD_PROJECT, or name it in a tasksd config: queue_yaml: {file: ..., project: ...}."
+        )
+    where = location or (locations[0] if locations else FALLBACK_LOCATION)
+    try:
+        name = LocationName.parse(f"projects/{project}/locations/{where}", "queue_yaml")
+    except TasksError as exc:
+        raise ConfigError(f"queue_yaml: {exc.message}") from None
+    return QueueYamlConfig(path, queues, name)

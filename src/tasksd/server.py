@@ -32,10 +32,12 @@ from tasksd.auth.credentials import Authenticator
 from tasksd.auth.policy import Iam
 from tasksd.auth.tokens import ApiTokens
 from tasksd.clock import SystemClock
-from tasksd.config import ConfigError, Settings
+from tasksd.config import ConfigError, QueueYamlConfig, Settings
 from tasksd.engine.dispatcher import Dispatcher
 from tasksd.model.errors import TasksError
+from tasksd.model.names import QueueName
 from tasksd.service import TasksService
+from tasksd.service.queueyaml import apply_queue_yaml
 from tasksd.store import open_store
 from tasksd.targets.appengine import AppEngineUrls
 from tasksd.targets.network import TargetNetworks
@@ -175,6 +177,24 @@ async def declare_queues(service: TasksService, queues: tuple[dict[str, Any], ..
         log.info("declared queue %s", document.get("name"))
 
 
+async def apply_queue_yaml_file(
+    service: TasksService, config: QueueYamlConfig | None, declared: tuple[dict[str, Any], ...]
+) -> None:
+    """Apply the configured queue.yaml as an upload of it would (the location's other queues
+    are disabled), except that the queues ``declared`` in ``queues:`` are left running."""
+    if config is None:
+        return
+    keep = set()
+    for document in declared:
+        with contextlib.suppress(TasksError, TypeError):
+            keep.add(QueueName.parse(document.get("name", ""), "name"))
+    try:
+        applied = await apply_queue_yaml(service, config.location, config.queues, frozenset(keep))
+    except TasksError as exc:
+        raise ConfigError(f"{config.file}: {exc.message}") from None
+    log.info("applied %s to %s: %d queues", config.file, config.location.path, len(applied))
+
+
 async def _sweep_forever(service: TasksService, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -217,6 +237,7 @@ async def serve(settings: Settings) -> None:
         )
         networks = TargetNetworks.parse(settings.allowed_target_networks)
         service = TasksService(store, clock, replace(settings.service, target_networks=networks), dispatcher)
+        await apply_queue_yaml_file(service, settings.queue_yaml, settings.queues)
         await declare_queues(service, settings.queues)
         rpcs = guarded_rpcs(service, auth)
         await dispatcher.start()

@@ -54,8 +54,9 @@ def test_errors_carry_status_codes(server: Server, queue_name: str) -> None:
     client.pause_queue(name=queue_name)
     with pytest.raises(exceptions.FailedPrecondition):
         client.lease_tasks(request={"parent": queue_name, "max_tasks": 1, "lease_duration": {"seconds": 10}})
-    with pytest.raises(exceptions.MethodNotImplemented):
+    with pytest.raises(exceptions.InvalidArgument) as empty:
         client.upload_queue_yaml(request={"app_id": "x"})
+    assert "queue.yaml is empty" in empty.value.message
 
 
 def test_undecodable_request_is_invalid_argument(server: Server) -> None:

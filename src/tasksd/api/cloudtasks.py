@@ -4,6 +4,7 @@ both call these handlers."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from tasksd.model.queue import Queue, QueueStats
 from tasksd.model.task import Task, TaskView
 from tasksd.service import TasksService
 from tasksd.service.batches import MAX_BATCH_CREATE, MAX_BATCH_DELETE, BatchResult, check_batch_size
+from tasksd.service.queueyaml import app_location, apply_queue_yaml, parse_queue_yaml
 
 _EMPTY = empty_pb2.Empty()
 
@@ -278,6 +280,15 @@ class CloudTasksApi:
     async def ResumeQueue(self, request: Message) -> Message:
         queue = await self.service.resume_queue(_queue_name(request.name, "name"))
         return self.v.queue_to_pb(queue, None)
+
+    async def UploadQueueYaml(self, request: Message) -> Message:
+        """App Engine's queue.yaml (the raw body) applied to project ``app_id``'s queues in
+        the App Engine app's location, the first of the server's ``locations``: see
+        ``service/queueyaml.py``."""
+        location = app_location(self.service, request.app_id)
+        file = await asyncio.to_thread(parse_queue_yaml, request.http_body.data)  # not on the loop
+        await apply_queue_yaml(self.service, location, file)
+        return _EMPTY
 
     # -- IAM ---------------------------------------------------------------------------
 

@@ -60,7 +60,13 @@ def complete_queue(queue: Queue, previous: Queue | None) -> Queue:
         )
     rate_limits = _complete_rate_limits(kind, queue.rate_limits)
     retry_config = complete_retry_config(queue.retry_config, pull=kind is QueueKind.PULL)
-    task_ttl = _duration_in(queue.task_ttl, "task_ttl", timedelta(seconds=1), MAX_TASK_TTL)
+    # A stored task_ttl stays valid: a queue from queue.yaml keeps the longest Duration.
+    unchanged = previous is not None and queue.task_ttl == previous.task_ttl
+    task_ttl = (
+        queue.task_ttl
+        if unchanged
+        else _duration_in(queue.task_ttl, "task_ttl", timedelta(seconds=1), MAX_TASK_TTL)
+    )
     tombstone_ttl = _duration_in(queue.tombstone_ttl, "tombstone_ttl", timedelta(0), MAX_TOMBSTONE_TTL)
     ratio = queue.logging_sampling_ratio
     if ratio is not None and not 0.0 <= ratio <= 1.0:

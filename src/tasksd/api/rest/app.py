@@ -86,6 +86,7 @@ _SYSTEM_PARAMS = {
     "$.xgafv",
 }
 _SNAKE = re.compile(r"_([a-z0-9])")
+_HTTP_BODY = "google.api.HttpBody"
 _decode_json = msgspec.json.Decoder().decode
 
 
@@ -166,7 +167,7 @@ class RestApp:
         if self.firebase is not None and (firebase := self.firebase.match(method, path)) is not None:
             await _reply(send, *await self.firebase.respond(firebase, body))
             return
-        call = self._prepare(method, path, scope["query_string"], body)
+        call = self._prepare(method, path, scope["query_string"], body, content_type=_content_type(scope))
         await _reply(send, *(call if isinstance(call, tuple) else await _run(call)))
 
     async def respond(self, method: str, path: str, query_string: bytes, body: bytes) -> Reply:
@@ -206,9 +207,16 @@ class RestApp:
         return 200, payload, f"multipart/mixed; boundary={boundary}".encode()
 
     def _prepare(
-        self, method: str, path: str, query_string: bytes, body: bytes, in_batch: bool = False
+        self,
+        method: str,
+        path: str,
+        query_string: bytes,
+        body: bytes,
+        in_batch: bool = False,
+        content_type: str = "",
     ) -> _Call | Answer:
-        """The RPC call a request makes, or the error reply it gets."""
+        """The RPC call a request makes, or the error reply it gets (``content_type``: the
+        request's, which a raw HttpBody body keeps)."""
         fmt: params.Format | None = None
         try:
             found = self.router.match(method, path)
@@ -224,7 +232,8 @@ class RestApp:
                 if in_batch and (fmt.proto or fmt.callback is not None):
                     fmt = None
                     raise InvalidArgument("alt=proto and callback are not supported inside a batch.")
-            return _Call(rpc, _build_request(rpc, route, path_params, fields, body), ints, fmt)
+            request = _build_request(rpc, route, path_params, fields, body, content_type)
+            return _Call(rpc, request, ints, fmt)
         except TasksError as error:
             return _error(error, fmt or _lenient_format(query_string, in_batch))
         except Exception:  # a bug: log it, never show a traceback to the caller
@@ -379,7 +388,12 @@ def _query(route: Route, query_string: bytes) -> tuple[bool, dict[str, Any], dic
 
 
 def _build_request(
-    rpc: Rpc, route: Route, params: dict[str, str], query: dict[str, Any], body: bytes
+    rpc: Rpc,
+    route: Route,
+    params: dict[str, str],
+    query: dict[str, Any],
+    body: bytes,
+    content_type: str = "",
 ) -> Message:
     request = rpc.request()
     body_target: Message = request
@@ -387,10 +401,16 @@ def _build_request(
         body_field = _body_field(rpc.request.DESCRIPTOR, route.request_ref)
         if body_field is not None:
             body_target = getattr(request, body_field)
-        document = read_json(body) if body.strip() else {}
-        if not isinstance(document, dict):
-            raise InvalidArgument("Invalid JSON payload received. The body must be a JSON object.")
-        parse_into(document, body_target)
+        if body_target.DESCRIPTOR.full_name == _HTTP_BODY:
+            # A method whose request is an HttpBody takes the raw body, whatever its type
+            # (api.queue.update: a queue.yaml file), as Google's transcoding does.
+            body_target.data = body
+            body_target.content_type = content_type
+        else:
+            document = read_json(body) if body.strip() else {}
+            if not isinstance(document, dict):
+                raise InvalidArgument("Invalid JSON payload received. The body must be a JSON object.")
+            parse_into(document, body_target)
         if body_field is not None:
             body_target.SetInParent()
     if query:
@@ -437,6 +457,13 @@ async def _read_body(receive: Receive) -> bytes:
         if not event.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def _content_type(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            return str(value.decode("latin-1"))
+    return ""
 
 
 def _credentials(scope: Scope) -> Credentials:
