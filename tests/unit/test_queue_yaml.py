@@ -53,9 +53,10 @@ queue:
 """
 
 
-@pytest.fixture
-def store_kind() -> str:
-    return "sqlite-memory"
+@pytest.fixture(params=["sqlite-memory", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Applying a file runs on both SQL backends (the parser needs no store)."""
+    return str(request.param)
 
 
 def test_entries_map_onto_queues_as_cloud_tasks_maps_them() -> None:
