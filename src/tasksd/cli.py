@@ -173,3 +173,14 @@ def create_key(email: str, token_uri: str, out: str) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror}") from None
     click.echo(f"wrote {out} for serviceAccount:{email}")
+
+
+def _register_ctl() -> None:
+    """``tasksd queues …`` and ``tasksd tasks …``: gcloud tasks against a running server."""
+    from tasksd.ctl import queues, tasks
+
+    main.add_command(queues)
+    main.add_command(tasks)
+
+
+_register_ctl()
