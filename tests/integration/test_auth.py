@@ -482,6 +482,7 @@ def test_v2beta2_rest_only_methods_are_guarded(secured: Server) -> None:
         ("POST", f"{name}/tasks:batchCreate", batch, "cloudtasks.tasks.create"),
         ("POST", f"{name}/tasks:batchDelete", {"names": [f"{name}/tasks/t"]}, "cloudtasks.tasks.delete"),
         ("GET", f"{PARENT}/cmekConfig", None, "cloudtasks.cmekConfig.get"),
+        ("PATCH", f"{PARENT}/cmekConfig?updateMask=kmsKey", {"kmsKey": ""}, "cloudtasks.cmekConfig.update"),
     ]:
         denied = httpx.request(method, f"{base}/{path}", json=body, headers=headers, verify=_verify(secured))
         assert denied.status_code == 403, denied.text
