@@ -29,8 +29,9 @@ Left out, because only one wire can produce them (they are not errors of the ser
   shape (``projects/p/queues/q``), a parent that is no resource name at all (production's
   PERMISSION_DENIED with google.rpc.ErrorInfo: tested over gRPC in test_recorded_errors.py).
   Over REST they are a URL that no route matches.
-- UploadQueueYaml (v2beta2) is being written elsewhere and is not in these tables yet; nor
-  are v2beta2's REST-only surface (its discovery document's batches, CMEK config and
+- UploadQueueYaml (v2beta2): google-cloud-tasks' REST transport has no such method
+  ("not available over REST transport"); its errors over both wires are in
+  test_queue_yaml.py. Nor are v2beta2's REST-only surface (its discovery document's batches, CMEK config and
   task-level retryConfig, which its published protobuf and so its gRPC service lack).
 
 Found by these tables (and fixed in tasksd.api.errors): a message that echoes a long input
@@ -1280,7 +1281,7 @@ def test_errors_render_alike_on_rest_and_grpc(clients: Clients, version: str, ca
 
 def test_every_version_has_cases_for_every_rpc_it_serves() -> None:
     """The tables cover each RPC of each version's CloudTasks service (but UploadQueueYaml,
-    being written elsewhere), plus Locations, and GetOperation where the client has it."""
+    which the REST client lacks), plus Locations, and GetOperation where the client has it."""
     covered = {(v, c.rpc) for c in CASES for v in c.versions}
     for version in VERSIONS:
         module = importlib.import_module(f"tasksd.api.{version}")
