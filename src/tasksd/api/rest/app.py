@@ -55,6 +55,7 @@ from tasksd.api.rest.firebase import FirebaseRoutes
 from tasksd.api.rest.routes import Route, Router, build_routes, load_discovery
 from tasksd.api.rpc import Rpc
 from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
+from tasksd.console import Console
 from tasksd.model.errors import Code, Internal, InvalidArgument, NotFound, TasksError, Unimplemented
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,8 @@ class RestApp:
         self.router = Router([r for v in versions for r in v.routes])
         self.firebase = firebase
         """firebase-admin's task-queue routes (no version prefix), when served."""
+        self.console = Console(self)
+        """The web console under /console, whose pages call this app's API as their signed-in caller."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,6 +149,9 @@ class RestApp:
         form = self.forms.get(path) if method == "POST" else None
         if form is not None:
             await self._form(scope, receive, send, form)
+            return
+        if path == "/console" or path.startswith("/console/"):
+            await self.console(scope, receive, send)
             return
         if self.authenticate is not None:
             try:
