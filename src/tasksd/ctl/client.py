@@ -106,18 +106,7 @@ class Ctl:
 
             return api_key.Credentials(self.api_key)  # type: ignore[no-untyped-call]
         if self.credentials_file:
-            import google.auth
-
-            try:
-                loaded, _ = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]
-                    self.credentials_file, scopes=[CLOUD_PLATFORM]
-                )
-            except google.auth.exceptions.DefaultCredentialsError as exc:
-                raise CtlError(f"cannot use {self.credentials_file}: {exc}") from None
-            if hasattr(loaded, "with_always_use_jwt_access"):
-                # A service account's self-signed JWT, as google-cloud-tasks sends over REST.
-                loaded = loaded.with_always_use_jwt_access(True)
-            return loaded  # type: ignore[no-any-return]
+            return _key_file_credentials(self.credentials_file)
         return None
 
     def _client(self, version: str) -> Any:
@@ -161,6 +150,33 @@ class Ctl:
     def call(self, method: Callable[..., T], **kwargs: Any) -> T:
         """One API call, without the clients' automatic retries (a CLI reports at once)."""
         return method(**kwargs, retry=None, timeout=TIMEOUT_S)
+
+
+def _key_file_credentials(path: str) -> ga_credentials.Credentials:
+    """A service account key file's credentials (self-signed JWTs, as google-cloud-tasks sends
+    them over REST), or an authorized-user file's."""
+    import json
+
+    from google.oauth2 import credentials as user_credentials
+    from google.oauth2 import service_account
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            kind = json.load(file).get("type")
+        if kind == "service_account":
+            account = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+                path, scopes=[CLOUD_PLATFORM]
+            )
+            jwt_account: ga_credentials.Credentials = account.with_always_use_jwt_access(True)
+            return jwt_account
+        if kind == "authorized_user":
+            user: ga_credentials.Credentials = user_credentials.Credentials.from_authorized_user_file(  # type: ignore[no-untyped-call]
+                path, scopes=[CLOUD_PLATFORM]
+            )
+            return user
+    except (OSError, ValueError, AttributeError) as exc:
+        raise CtlError(f"cannot use {path}: {exc}") from None
+    raise CtlError(f"cannot use {path}: not a service account (or authorized user) key file")
 
 
 class _CredentialsInterceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
@@ -220,6 +236,15 @@ def reported_errors(ctl: Ctl) -> Iterator[None]:
     except requests.exceptions.RequestException as exc:
         fail(f"request to {ctl.endpoint} failed: {exc}")
     except google.auth.exceptions.GoogleAuthError as exc:
+        # Over REST a 401 makes the client refresh its credentials, which a token, an API key
+        # or no credentials at all cannot do: the server refused the call.
+        if not (ctl.access_token or ctl.api_key or ctl.credentials_file):
+            fail(
+                "UNAUTHENTICATED: tasksd asks for credentials: pass --access-token, --api-key or "
+                "--credentials-file"
+            )
+        if not ctl.credentials_file:
+            fail("UNAUTHENTICATED: tasksd refused the credentials given")
         fail(f"credentials: {exc}")
     except CtlError as exc:
         fail(str(exc))

@@ -349,6 +349,8 @@ def update(ctl: Ctl, queue: str, **values: Any) -> None:
 
     A queue that does not exist is created, as the API's patch does."""
     name = ctl.queue_path(queue)
+    if not any(_given(flag, values) or values.get("clear_" + flag.dest) for flag in FLAGS):
+        raise click.UsageError("Must specify at least one field to update.")
     try:
         current = as_dict(ctl.call(ctl.v2beta2.get_queue, name=name))
     except api_exceptions.NotFound:

@@ -46,6 +46,12 @@ TASK_COLUMNS: Sequence[Column] = (
 )
 
 
+def _pull_in_v2(task: Resource) -> bool:
+    """Whether a task v2 returned is a pull task (v2 shows them without their pull message):
+    it is shown again as v2beta2 shows it."""
+    return "httpRequest" not in task and "appEngineHttpRequest" not in task
+
+
 def _v2() -> Any:
     from google.cloud import tasks_v2
 
@@ -263,6 +269,8 @@ def list_tasks(
         lambda: take(ctl.call(ctl.v2.list_tasks, request={"parent": parent, **extra})),
         lambda: take(ctl.call(ctl.v2beta2.list_tasks, request={"parent": parent, **extra})),
     )
+    if any(_pull_in_v2(task) for task in found):
+        found = take(ctl.call(ctl.v2beta2.list_tasks, request={"parent": parent, **extra}))
     emit_list(ctl.output_format, found, TASK_COLUMNS)
 
 
@@ -279,7 +287,10 @@ def _task_command(name: str, doc: str, verb: str, past: str | None) -> None:
         if past:
             status(f"{past} task [{path}].")
         if verb != "delete":
-            emit(ctl.output_format, as_dict(result))
+            shown = as_dict(result)
+            if _pull_in_v2(shown):
+                shown = as_dict(ctl.call(ctl.v2beta2.get_task, request={"name": path, **kwargs}))
+            emit(ctl.output_format, shown)
 
     run.__name__ = name.replace("-", "_")
     run.__doc__ = doc
