@@ -601,3 +601,38 @@ def test_credentials_against_enforced_auth(secured_server: Server, transport: st
     )
     assert paused["state"] == "PAUSED"
     ok("queues", "delete", queue, "--endpoint", endpoint, "-q", "--credentials-file", key_file)
+
+
+def test_tls_endpoints(tmp_path: Path) -> None:
+    """https:// and grpcs:// endpoints, trusting a private CA the documented way."""
+    from tests.integration.certs import TestCa
+
+    authority = TestCa(tmp_path)
+    issued = authority.issue("server", ["127.0.0.1", "localhost"])
+    (tmp_path / "tasksd.yaml").write_text(
+        json.dumps({"tls": {"cert_file": str(issued.cert), "key_file": str(issued.key)}})
+    )
+    server = Server(
+        f"sqlite:///{tmp_path / 'tasksd.db'}", tmp_path / "tasksd.yaml", ca=authority.cert
+    ).start()
+    try:
+        trust = {
+            "REQUESTS_CA_BUNDLE": str(authority.cert),
+            "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(authority.cert),
+        }
+        queue = new_id()
+        created = as_json(
+            "queues", "create", queue, "--endpoint", f"https://localhost:{server.http_port}", env=trust
+        )
+        assert created["name"] == f"{PARENT}/queues/{queue}"
+        # grpc reads GRPC_DEFAULT_SSL_ROOTS_FILE_PATH once per process, so gRPC over TLS runs apart
+        done = subprocess.run(
+            [sys.executable, "-m", "tasksd", "queues", "describe", queue, "--format", "json",
+             "--endpoint", f"grpcs://localhost:{server.grpc_port}", "--project", PROJECT],
+            capture_output=True, text=True, timeout=60,
+            env={**{k: v for k, v in os.environ.items() if k not in CLEAN_ENV}, **trust},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == created
+    finally:
+        server.stop()
