@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import sys
 from dataclasses import replace
 
 import click
 
 from tasksd.config import ConfigError, Settings, apply_config_file, read_config_file
+from tasksd.observe import logs
 from tasksd.store.base import UnsupportedDatabase
 
 _DEFAULTS = Settings()
@@ -71,6 +71,21 @@ def main() -> None:
     type=click.Choice(["debug", "info", "warning", "error"]),
     show_default=True,
 )
+@click.option(
+    "--log-format",
+    default=_DEFAULTS.log_format,
+    envvar="TASKSD_LOG_FORMAT",
+    type=click.Choice(["text", "json"]),
+    show_default=True,
+    help="json: one object per line (time, level, message, and a request's fields).",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=_DEFAULTS.access_log,
+    envvar="TASKSD_ACCESS_LOG",
+    show_default=True,
+    help="One line per API request: method, transport, resource, code, latency, principal.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -81,6 +96,8 @@ def serve(
     app_engine_url: str,
     config_path: str | None,
     log_level: str,
+    log_format: str,
+    access_log: bool,
 ) -> None:
     """Serve the Cloud Tasks API until SIGINT or SIGTERM."""
     settings = replace(
@@ -92,10 +109,21 @@ def serve(
         app_engine_url=app_engine_url,
         config=config_path,
         log_level=log_level,
+        log_format=log_format,
+        access_log=access_log,
     )
     explicit = {
         name
-        for name in ("host", "grpc_port", "http_port", "db", "app_engine_url", "log_level")
+        for name in (
+            "host",
+            "grpc_port",
+            "http_port",
+            "db",
+            "app_engine_url",
+            "log_level",
+            "log_format",
+            "access_log",
+        )
         if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
     }
     try:
@@ -103,9 +131,7 @@ def serve(
             settings = apply_config_file(settings, read_config_file(config_path), explicit)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format, settings.access_log)
     from tasksd.server import serve as run
 
     tune_gc()

@@ -67,6 +67,10 @@ class Settings:
     app_engine_url: str = "http://127.0.0.1:8080"
     config: str | None = None
     log_level: str = "info"
+    log_format: str = "text"
+    """``text`` or ``json`` (one object per line: time, level, message, …)."""
+    access_log: bool = False
+    """One line per API request: RPC, transport, resource, code, latency, principal."""
     sweep_interval_s: float = 30.0
     oidc_issuer: str | None = None
     """The ``iss`` of OIDC tokens; by default this server's own URL, where its JWKS is."""
@@ -108,6 +112,8 @@ _KINDS: dict[str, tuple[str, Any]] = {
     "db": ("a string", lambda v: isinstance(v, str)),
     "app_engine_url": ("a URL", lambda v: isinstance(v, str) and v.startswith(("http://", "https://"))),
     "log_level": ("one of debug, info, warning, error", lambda v: v in ("debug", "info", "warning", "error")),
+    "log_format": ("text or json", lambda v: v in ("text", "json")),
+    "access_log": ("true or false", lambda v: isinstance(v, bool)),
     "sweep_interval_s": ("a number of seconds", lambda v: isinstance(v, int | float) and v > 0),
     "oidc_issuer": ("a URL", lambda v: v is None or isinstance(v, str)),
     "app_engine_services": (

@@ -23,7 +23,7 @@ from tasksd.api.cloudtasks import CloudTasksApi, Version
 from tasksd.api.grpc.server import start_grpc
 from tasksd.api.locations import LocationsApi
 from tasksd.api.operations import OperationsApi
-from tasksd.api.rest.app import Document, RestApp, RestVersion
+from tasksd.api.rest.app import Answer, Document, Page, RestApp, RestVersion
 from tasksd.api.rest.firebase import DEFAULT_FUNCTION_URL, FirebaseRoutes
 from tasksd.api.rest.protocol import http_protocol, raise_open_file_limit
 from tasksd.api.rpc import Rpc
@@ -36,6 +36,8 @@ from tasksd.config import ConfigError, QueueYamlConfig, Settings
 from tasksd.engine.dispatcher import Dispatcher
 from tasksd.model.errors import TasksError
 from tasksd.model.names import QueueName
+from tasksd.observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from tasksd.observe.metrics import METRICS
 from tasksd.service import TasksService
 from tasksd.service.queueyaml import apply_queue_yaml
 from tasksd.store import open_store
@@ -82,6 +84,7 @@ def build_rest_app(
     tokens: TokenIssuer | None = None,
     authenticator: Authenticator | None = None,
     function_url: str = DEFAULT_FUNCTION_URL,
+    pages: dict[str, Page] | None = None,
 ) -> RestApp:
     rest_rpcs = [rpc for rpc in rpcs if rpc.rest]
     versions = [
@@ -91,14 +94,28 @@ def build_rest_app(
     ]
     firebase = FirebaseRoutes(rpcs, function_url)
     if authenticator is None:
-        return RestApp(versions, token_documents(tokens), firebase=firebase)
+        return RestApp(versions, token_documents(tokens), firebase=firebase, pages=pages)
     return RestApp(
         versions,
         token_documents(tokens),
         authenticate=authenticator.authenticate,
         forms={"/token": authenticator.grant},
         firebase=firebase,
+        pages=pages,
     )
+
+
+def metrics_page(dispatcher: Dispatcher) -> Page:
+    """GET /metrics: the process's metrics, with the queue gauges read from the store now."""
+
+    async def page() -> Answer:
+        try:
+            METRICS.set_queues(await dispatcher.backlogs())
+        except Exception:  # the counters are still worth a scrape
+            log.exception("could not read the queues' backlogs for /metrics")
+        return 200, METRICS.render(), METRICS_CONTENT_TYPE
+
+    return page
 
 
 def guarded_rpcs(service: TasksService, auth: AuthConfig | None) -> list[Rpc]:
@@ -243,11 +260,18 @@ async def serve(settings: Settings) -> None:
         await dispatcher.start()
         raise_open_file_limit(settings.limits)
         config = uvicorn.Config(
-            build_rest_app(rpcs, tokens, authenticator, settings.firebase_function_url),
+            build_rest_app(
+                rpcs,
+                tokens,
+                authenticator,
+                settings.firebase_function_url,
+                {"/metrics": metrics_page(dispatcher)},
+            ),
             host=settings.host,
             port=settings.http_port,
             lifespan="off",
             access_log=False,
+            log_config=None,  # uvicorn's records go through tasksd's handler (text or JSON)
             proxy_headers=False,
             # Clients pool connections (httplib2 writes into one the server closed and fails);
             # Google's front ends keep idle connections about ten minutes, so do the same.

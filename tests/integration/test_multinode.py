@@ -4,12 +4,16 @@ when a node dies, and pull leases that no two workers share."""
 from __future__ import annotations
 
 import signal
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import PARENT, Server, discovery_client, gapic_client, lease_concurrently
 from tests.integration.sink import Sink
@@ -94,3 +98,38 @@ def test_thirty_workers_through_three_nodes_never_share_a_lease(cluster: tuple[s
     everything = [name for names in received for name in names]
     assert len(everything) == len(set(everything)) == 1500  # none twice, none lost
     assert len({i % 3 for i, names in enumerate(received) if names}) == 3  # all three nodes leased
+
+
+def test_queue_gauges_come_from_the_owner(cluster: tuple[str, list[Server]]) -> None:
+    """A running push queue's gauges are reported by the node that owns it; a queue no node
+    owns (paused, pull) by every node, alike."""
+    db, nodes = cluster
+    api = discovery_client(nodes[0].url)
+    queues = api.projects().locations().queues()
+    running, paused = (f"{PARENT}/queues/g-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    for name in (running, paused):
+        queues.create(parent=PARENT, body={"name": name, "httpTarget": {}}).execute()
+        for _ in range(5):
+            task = {"httpRequest": {"url": "http://127.0.0.1:9/never"}, "scheduleTime": later}
+            queues.tasks().create(parent=name, body={"task": task}).execute()
+    queues.pause(name=paused, body={}).execute()
+
+    def gauges(node: Server) -> dict[str, float]:
+        text = httpx.get(f"{node.url}/metrics").text
+        return {
+            sample.labels["queue"]: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "tasksd_queue_tasks"
+        }
+
+    deadline = time.monotonic() + 20
+    while owner(db, running) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    owning = owner(db, running)
+    assert owning is not None
+    reported = [gauges(node) for node in nodes]
+    assert [index for index, seen in enumerate(reported) if running in seen] == [int(owning[1])]
+    assert reported[int(owning[1])][running] == 5
+    assert [seen.get(paused) for seen in reported] == [5, 5, 5]

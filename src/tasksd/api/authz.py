@@ -206,6 +206,23 @@ class _Scope:
         return self._policy
 
 
+@functools.cache
+def _resource_reader(rpc: str) -> Callable[[Message], str] | None:
+    found = REQUIREMENTS.get(rpc)
+    return _reader(found[1]) if found is not None else None
+
+
+def resource_of(rpc: str, request: Message) -> str:
+    """The resource an RPC's request names (what its permissions are checked on), or ""."""
+    read = _resource_reader(rpc)
+    if read is None:
+        return ""
+    try:
+        return read(request)
+    except AttributeError:  # a request of another shape (an RPC of another service)
+        return ""
+
+
 def _reader(path: str) -> Callable[[Message], str]:
     names = path.split(".")
 

@@ -26,10 +26,11 @@ from datetime import datetime, timedelta
 from tasksd.clock import Clock
 from tasksd.engine.ratelimit import Bucket, refill
 from tasksd.engine.retry import retry_delay, should_retry
-from tasksd.model.errors import Code
+from tasksd.model.errors import Code, TasksError
 from tasksd.model.names import QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState
 from tasksd.model.task import AppEngineHttpRequest, AttemptResult, HttpRequest, ResponseStatus, Task
+from tasksd.observe.metrics import METRICS
 from tasksd.store.base import Finished, Store
 from tasksd.targets.appengine import AppEngineUrls, app_engine_outbound
 from tasksd.targets.http import http_outbound
@@ -63,6 +64,15 @@ _HTTP_TO_CODE = {
     503: Code.UNAVAILABLE,
     504: Code.DEADLINE_EXCEEDED,
 }
+
+
+def attempt_outcome(reply: Reply) -> str:
+    """How an attempt ended, as the metrics count it (one of metrics.OUTCOMES)."""
+    if reply.status == 0:
+        return "timeout" if "deadline" in reply.reason else "connection_error"
+    if 200 <= reply.status < 300:
+        return "2xx"
+    return "5xx" if reply.status >= 500 else "4xx"
 
 
 def response_status(reply: Reply) -> ResponseStatus:
@@ -157,6 +167,31 @@ class Dispatcher:
         self._spawn(queue, task, None)
         return task
 
+    async def backlogs(self) -> dict[str, tuple[int, float]]:
+        """The queues whose gauges this node reports, each as (tasks, seconds its oldest due
+        task has waited): those it dispatches, and those no node dispatches (pull, paused and
+        disabled queues), which every node reads alike from the one store."""
+        now = self.clock.now()
+        reported = [
+            queue.name
+            for queue in await self.store.queue_configs()
+            if queue.kind is not QueueKind.PUSH
+            or queue.state is not QueueState.RUNNING
+            or queue.name.path in self._workers
+        ]
+
+        async def backlog(name: QueueName) -> tuple[str, int, float] | None:
+            try:
+                stats = await self.store.queue_stats(name, now)
+            except TasksError:  # deleted meanwhile
+                return None
+            oldest = stats.oldest_estimated_arrival_time
+            age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+            return name.path, stats.tasks_count, age
+
+        found = await asyncio.gather(*map(backlog, reported))
+        return {path: (tasks, age) for path, tasks, age in filter(None, found)}
+
     async def _supervise(self) -> None:
         """Each heartbeat: renew (or take) ownership of every running push queue; a queue
         another live node owns is left to it, and a worker whose ownership was lost stops."""
@@ -208,10 +243,17 @@ class Dispatcher:
         started = task.status.last_attempt.dispatch_time
         assert started is not None
         try:
-            result = self._result(queue, task, reply, self.clock.now())
+            now = self.clock.now()
+            result = self._result(queue, task, reply, now)
             self._finish(Finished(task.name, started, result))
             if worker is not None:
                 worker.observe(task, reply)
+            outcome = attempt_outcome(reply)
+            retried = result.next_schedule_time is not None
+            METRICS.attempt(queue.name.path, outcome, (now - started).total_seconds(), retried)
+            if log.isEnabledFor(logging.DEBUG):
+                attempt = {"task": task.name.path, "attempt": task.status.dispatch_count, "outcome": outcome}
+                log.debug("attempt ended", extra=attempt | {"status": reply.status})
         except Exception:
             log.exception(_UNRECORDED, task.name.path)
         finally:

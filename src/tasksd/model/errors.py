@@ -119,6 +119,13 @@ class Unimplemented(TasksError):
     default_message = "Operation is not implemented, or supported, or enabled."
 
 
+class Cancelled(TasksError):
+    """The caller went away before the answer (counted, never sent)."""
+
+    code = Code.CANCELLED
+    default_message = "The call was cancelled by the caller."
+
+
 class Internal(TasksError):
     code = Code.INTERNAL
     default_message = "Internal error encountered."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from tasksd.model.location import Location
 from tasksd.model.names import LocationName, OperationName, ProjectName, QueueName, TaskName
 from tasksd.model.queue import HttpMethod, Queue, QueueKind, QueueState, QueueStats
 from tasksd.model.task import HttpRequest, PullMessage, Task
+from tasksd.observe.metrics import METRICS
 from tasksd.service import iam, leases
 from tasksd.service.batches import (
     OPERATION_KEEP,
@@ -48,6 +50,8 @@ T = TypeVar("T")
 MAX_QUEUE_PAGE = 9800
 MAX_TASK_PAGE = 1000
 MAX_LOCATION_PAGE = 1000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +264,8 @@ class TasksService:
                     raise
         if self.dispatcher is not None and not isinstance(created.payload, PullMessage):
             self.dispatcher.notify(parent)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("task created", extra={"task": created.name.path if created.name else None})
         return created
 
     async def buffer_task(self, queue: QueueName, task_id: str, body: bytes, content_type: str) -> Task:
@@ -311,6 +317,7 @@ class TasksService:
 
     async def delete_task(self, name: TaskName) -> None:
         await self.store.delete_task(name, self.clock.now())
+        log.debug("task deleted", extra={"task": name.path})
 
     # -- batches and their operations ---------------------------------------------------
 
@@ -414,7 +421,12 @@ class TasksService:
             oldest,
             take_token if rate > 0 else None,
         )
-        return await self.store.lease_tasks(parent, lease, now)
+        leased = await self.store.lease_tasks(parent, lease, now)
+        METRICS.lease(parent.path, len(leased))
+        if log.isEnabledFor(logging.DEBUG):
+            for task in leased:
+                log.debug("task leased", extra={"task": task.name.path if task.name else None})
+        return leased
 
     async def acknowledge_task(self, name: TaskName, schedule_time: datetime | None) -> None:
         """Raises: InvalidArgument, NotFound, FailedPrecondition (the lease is not held)."""
@@ -428,11 +440,16 @@ class TasksService:
         """Acknowledge many leased tasks in one store transaction (an HTTP batch of
         acknowledgements): for each, None or the error ``acknowledge_task`` would raise."""
         now = self.clock.now()
-        return await settle(
+        outcomes = await settle(
             held,
             lambda one: (one[0], _required_schedule_time(one[1])),
             lambda checked: self.store.acknowledge_tasks(checked, now),
         )
+        done = [name for (name, _), outcome in zip(held, outcomes, strict=True) if outcome is None]
+        METRICS.acknowledge(name.queue_name.path for name in done)
+        for name in done:
+            log.debug("task acknowledged", extra={"task": name.path})
+        return outcomes
 
     async def renew_lease(
         self, name: TaskName, schedule_time: datetime | None, duration: timedelta | None

@@ -20,6 +20,7 @@ import logging
 import queue as queue_module
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -41,6 +42,7 @@ from tasksd.model.iam import Policy
 from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
 from tasksd.model.task import Attempt, PullMessage, Task
+from tasksd.observe.metrics import METRICS
 from tasksd.store import codec
 from tasksd.store.base import Claim, Finished, Lease, QueueChange, TaskMaker
 
@@ -154,7 +156,9 @@ class _Writer(threading.Thread):
                     stopping = True
                     break
                 batch.append(nxt)
+            started = time.perf_counter()
             results = self._run_batch(conn, batch, self._dialect)
+            METRICS.store_commit(time.perf_counter() - started, len(batch))
             self._loop.call_soon_threadsafe(_deliver, batch, results)
         conn.close()
 

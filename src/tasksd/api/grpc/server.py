@@ -8,6 +8,7 @@ the status code of the same name with its message.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -19,9 +20,10 @@ from grpc_reflection.v1alpha import reflection
 
 from tasksd.api.authz import CALLER
 from tasksd.api.errors import status_pb, wire_message
+from tasksd.api.observed import record
 from tasksd.api.rpc import Rpc
 from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
-from tasksd.model.errors import Code, Internal, TasksError
+from tasksd.model.errors import Cancelled, Code, Internal, InvalidArgument, TasksError
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +71,24 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: TasksError)
 
 def _method_handler(rpc: Rpc, authenticate: Authenticate | None) -> grpc.RpcMethodHandler:
     async def call(request: Message | _Undecodable, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
-        if authenticate is not None:
-            try:
-                CALLER.set(await authenticate(_credentials(context), ()))
-            except TasksError as error:
-                await _abort(context, error)
-        if isinstance(request, _Undecodable):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+        started = time.perf_counter()
+        error: TasksError | None = Cancelled()  # until it ends otherwise
         try:
-            return await rpc.handler(request)
-        except TasksError as error:
-            await _abort(context, error)
+            if authenticate is not None:
+                CALLER.set(await authenticate(_credentials(context), ()))
+            if isinstance(request, _Undecodable):
+                raise InvalidArgument(request.reason)
+            response = await rpc.handler(request)
+            error = None
+            return response
+        except TasksError as exc:
+            error = exc
         except Exception:  # a bug: log it, never send a traceback
             log.exception("unhandled error in %s/%s", rpc.service, rpc.name)
-            await context.abort(grpc.StatusCode.INTERNAL, Internal().message)
+            error = Internal()
+        finally:
+            record(rpc.name, "grpc", started, error, None if isinstance(request, _Undecodable) else request)
+        await _abort(context, error)
         raise AssertionError("context.abort always raises")
 
     return grpc.unary_unary_rpc_method_handler(

@@ -36,6 +36,7 @@ import functools
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,7 @@ from google.protobuf.message import Message
 from tasksd.api import jsonpb
 from tasksd.api.authz import CALLER
 from tasksd.api.errors import rest_error
+from tasksd.api.observed import record
 from tasksd.api.rest import params
 from tasksd.api.rest.batch import BATCH_PATHS, JSON_CONTENT_TYPE, parse_batch, render_batch
 from tasksd.api.rest.bodies import parse_into, read_json
@@ -56,7 +58,15 @@ from tasksd.api.rest.routes import Route, Router, build_routes, load_discovery
 from tasksd.api.rpc import Rpc
 from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
 from tasksd.console import Console
-from tasksd.model.errors import Code, Internal, InvalidArgument, NotFound, TasksError, Unimplemented
+from tasksd.model.errors import (
+    Cancelled,
+    Code,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    TasksError,
+    Unimplemented,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +81,8 @@ Reply = tuple[int, bytes]
 """An HTTP status and JSON body."""
 Answer = tuple[int, bytes, bytes]
 """An HTTP status, body and Content-Type."""
+Page = Callable[[], Awaitable[Answer]]
+"""A GET endpoint of the operator's (/metrics): behind authentication when that is on."""
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _SYSTEM_PARAMS = {
@@ -117,8 +129,10 @@ class RestApp:
         authenticate: Authenticate | None = None,
         forms: dict[str, Form] | None = None,
         firebase: FirebaseRoutes | None = None,
+        pages: dict[str, Page] | None = None,
     ) -> None:
         self.versions = {v.version: v for v in versions}
+        self.pages = pages or {}
         self.documents = documents or {}
         self.authenticate = authenticate
         """When set, every API request is authenticated (the rest stays open)."""
@@ -157,10 +171,15 @@ class RestApp:
             try:
                 principal = await self.authenticate(_credentials(scope), (_own_url(scope),))
             except TasksError as error:
+                self._record_refused(method, path, error)
                 status, payload, content_type = _error(error, _lenient_format(scope["query_string"], False))
                 await _reply(send, status, payload, content_type, extra=_challenge(error))
                 return
             CALLER.set(principal)
+        page = self.pages.get(path) if method == "GET" else None
+        if page is not None:
+            await _reply(send, *await page())
+            return
         if method == "POST" and path in BATCH_PATHS:
             status, payload, content_type = await self._batch(scope, receive)
             await _reply(send, status, payload, content_type)
@@ -224,12 +243,15 @@ class RestApp:
         """The RPC call a request makes, or the error reply it gets (``content_type``: the
         request's, which a raw HttpBody body keeps)."""
         fmt: params.Format | None = None
+        started = time.perf_counter()
+        name = "unknown"  # no RPC's URL
         try:
             found = self.router.match(method, path)
             if found is None:
                 raise NotFound(f"The requested URL {method} {path} was not found on this server.")
             route, path_params = found
             rpc = route.rpc
+            name = rpc.name if rpc is not None else route.method_id
             if rpc is None:
                 raise Unimplemented(f"{route.method_id} is not implemented in tasksd yet.")
             ints, fields, system = _query(route, query_string)
@@ -239,12 +261,22 @@ class RestApp:
                     fmt = None
                     raise InvalidArgument("alt=proto and callback are not supported inside a batch.")
             request = _build_request(rpc, route, path_params, fields, body, content_type)
-            return _Call(rpc, request, ints, fmt)
+            return _Call(rpc, request, ints, fmt, started)
         except TasksError as error:
+            record(name, "rest", started, error, None)
             return _error(error, fmt or _lenient_format(query_string, in_batch))
         except Exception:  # a bug: log it, never show a traceback to the caller
             log.exception("unhandled error reading %s %s", method, path)
+            record(name, "rest", started, Internal(), None)
             return _error(Internal(), fmt or _lenient_format(query_string, in_batch))
+
+    def _record_refused(self, method: str, path: str, error: TasksError) -> None:
+        """An API request refused before it was read (its caller not authenticated); a
+        refused request for no RPC (/metrics, a URL no route has) is no API request."""
+        found = self.router.match(method, path)
+        rpc = found[0].rpc if found is not None else None
+        if rpc is not None:
+            record(rpc.name, "rest", time.perf_counter(), error, None)
 
     async def _form(self, scope: Scope, receive: Receive, send: Send, form: Form) -> None:
         """A POST endpoint outside the API that reads a form (the token endpoint)."""
@@ -284,20 +316,28 @@ class _Call:
     """Whether the client asked for enums as numbers ($alt=json;enum-encoding=int)."""
     fmt: params.Format | None = None
     """The standard parameters' rendering, when the request names any."""
+    started: float = 0.0
+    """When the request was read (time.perf_counter)."""
 
 
 async def _run(call: _Call) -> Answer:
     fmt = call.fmt
+    error: TasksError | None = Cancelled()  # until it ends otherwise
     try:
         response = await call.rpc.handler(call.request)
+        error = None
         if fmt is None:
             return 200, _json(response, call.ints), JSON_CONTENT_TYPE
         return 200, fmt.reply(response), fmt.content_type
-    except TasksError as error:
-        return _error(error, fmt)
+    except TasksError as exc:
+        error = exc
+        return _error(exc, fmt)
     except Exception:  # a bug: log it, never show a traceback to the caller
         log.exception("unhandled error in %s", call.rpc.name)
-        return _error(Internal(), fmt)
+        error = Internal()
+        return _error(error, fmt)
+    finally:
+        record(call.rpc.name, "rest", call.started, error, call.request)
 
 
 async def _run_together(calls: list[_Call]) -> list[Answer]:
@@ -305,11 +345,15 @@ async def _run_together(calls: list[_Call]) -> list[Answer]:
     rpc = calls[0].rpc
     assert rpc.many is not None
     try:
-        outcomes = await rpc.many([call.request for call in calls])
-        return [_outcome(outcome, call) for outcome, call in zip(outcomes, calls, strict=True)]
+        outcomes: list[Message | TasksError] = await rpc.many([call.request for call in calls])
     except Exception:  # a bug: log it, never show a traceback to the caller
         log.exception("unhandled error in %s", rpc.name)
-        return [_error(Internal(), call.fmt) for call in calls]
+        outcomes = [Internal()] * len(calls)
+    for outcome, call in zip(outcomes, calls, strict=True):
+        record(
+            rpc.name, "rest", call.started, outcome if isinstance(outcome, TasksError) else None, call.request
+        )
+    return [_outcome(outcome, call) for outcome, call in zip(outcomes, calls, strict=True)]
 
 
 def _outcome(outcome: Message | TasksError, call: _Call) -> Answer:
