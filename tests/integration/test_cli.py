@@ -314,6 +314,9 @@ def test_pull_queue_lease_and_acknowledge(cli_server: Server, endpoint: str) -> 
     assert as_json("queues", "update", queue, "--endpoint", endpoint, "--max-attempts", "6")[
         "retryConfig"
     ] == {"maxAttempts": 6}
+    paused = as_json("queues", "pause", queue, "--endpoint", endpoint)
+    assert (paused["state"], "pullTarget" in paused) == ("PAUSED", True)
+    assert as_json("queues", "resume", queue, "--endpoint", endpoint)["state"] == "RUNNING"
     refused = cli("queues", "update", queue, "--endpoint", endpoint, "--max-doublings", "2")
     assert refused.exit_code == 2
     assert "does not apply to pull queues" in refused.stderr

@@ -26,6 +26,15 @@ def as_dict(message: Any) -> Resource:
     return data
 
 
+def from_dict(version: str, type_name: str, data: Resource) -> Any:
+    """The google-cloud-tasks message ``type_name`` of API ``version`` (``v2``, ``v2beta2``)
+    from its REST JSON: the inverse of :func:`as_dict`."""
+    import importlib
+
+    cls = getattr(importlib.import_module(f"google.cloud.tasks_{version}"), type_name)
+    return cls.wrap(json_format.ParseDict(data, cls.pb()()))
+
+
 def basename(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 

@@ -20,7 +20,7 @@ from google.protobuf import field_mask_pb2, json_format
 
 from tasksd.ctl.args import Duration, Header, KeyValues, MaxAttempts
 from tasksd.ctl.client import Ctl, CtlError, common_options, confirm, either
-from tasksd.ctl.output import Column, Resource, as_dict, basename, emit, emit_list, field, status
+from tasksd.ctl.output import Column, Resource, as_dict, basename, emit, emit_list, field, from_dict, status
 
 HTTP_METHODS = ("POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS")
 
@@ -243,11 +243,6 @@ def queue_body(values: dict[str, Any], pull: bool) -> tuple[Resource, list[str]]
     return body, mask
 
 
-def _message(cls: Any, data: Resource) -> Any:
-    """A proto-plus message from its REST JSON."""
-    return cls.wrap(json_format.ParseDict(data, cls.pb()()))
-
-
 def is_pull(resource: Resource) -> bool:
     return "pullTarget" in resource
 
@@ -309,9 +304,9 @@ def create(ctl: Ctl, queue: str, queue_type: str, **values: Any) -> None:
     body["name"] = name
     if pull:
         body["pullTarget"] = {}
-        created = ctl.call(ctl.v2beta2.create_queue, parent=parent, queue=_message(_v2beta2().Queue, body))
+        created = ctl.call(ctl.v2beta2.create_queue, parent=parent, queue=from_dict("v2beta2", "Queue", body))
     else:
-        created = ctl.call(ctl.v2.create_queue, parent=parent, queue=_message(_v2().Queue, body))
+        created = ctl.call(ctl.v2.create_queue, parent=parent, queue=from_dict("v2", "Queue", body))
     status(f"Created queue [{name}].")
     emit(ctl.output_format, as_dict(created))
 
@@ -351,20 +346,17 @@ def update(ctl: Ctl, queue: str, **values: Any) -> None:
     name = ctl.queue_path(queue)
     if not any(_given(flag, values) or values.get("clear_" + flag.dest) for flag in FLAGS):
         raise click.UsageError("Must specify at least one field to update.")
-    try:
-        current = as_dict(ctl.call(ctl.v2beta2.get_queue, name=name))
-    except api_exceptions.NotFound:
-        current = {}
+    current = _v2beta2_view(ctl, name)
     pull = is_pull(current)
     body, mask = queue_body(values, pull)
     if not mask:
         raise click.UsageError("Must specify at least one field to update.")
     _whole_tokens(body, mask, current)
     body["name"] = name
-    module, client = (_v2beta2(), ctl.v2beta2) if pull else (_v2(), ctl.v2)
+    version, client = ("v2beta2", ctl.v2beta2) if pull else ("v2", ctl.v2)
     updated = ctl.call(
         client.update_queue,
-        queue=_message(module.Queue, body),
+        queue=from_dict(version, "Queue", body),
         update_mask=field_mask_pb2.FieldMask(paths=mask),
     )
     status(f"Updated queue [{name}].")
@@ -398,15 +390,22 @@ def list_queues(ctl: Ctl, limit: int | None, page_size: int | None) -> None:
     emit_list(ctl.output_format, found[:limit] if limit else found, QUEUE_COLUMNS)
 
 
+def _v2beta2_view(ctl: Ctl, name: str) -> Resource:
+    """A queue as v2beta2 shows it (every queue, pull ones included), or {} when missing."""
+    try:
+        return as_dict(ctl.call(ctl.v2beta2.get_queue, name=name))
+    except api_exceptions.NotFound:
+        return {}
+
+
 def _state_change(verb: str, past: str) -> Callable[..., None]:
     def run(ctl: Ctl, queue: str) -> None:
         name = ctl.queue_path(queue)
         if verb == "purge":
             confirm(ctl, f"You are about to purge queue [{name}]: every task in it is deleted.")
-        changed = either(
-            lambda: ctl.call(getattr(ctl.v2, f"{verb}_queue"), name=name),
-            lambda: ctl.call(getattr(ctl.v2beta2, f"{verb}_queue"), name=name),
-        )
+        # v2 changes a pull queue too but answers without its pull target: ask v2beta2 first
+        client = ctl.v2beta2 if is_pull(_v2beta2_view(ctl, name)) else ctl.v2
+        changed = ctl.call(getattr(client, f"{verb}_queue"), name=name)
         status(f"{past} queue [{name}].")
         emit(ctl.output_format, as_dict(changed))
 
@@ -591,15 +590,3 @@ def remove_iam_policy_binding(ctl: Ctl, queue: str, member: str, role: str, cond
     updated = _set_policy(ctl, name, policy)
     status(f"Updated IAM policy for queue [{name}].")
     _emit_policy(ctl, updated)
-
-
-def _v2() -> Any:
-    from google.cloud import tasks_v2
-
-    return tasks_v2
-
-
-def _v2beta2() -> Any:
-    from google.cloud import tasks_v2beta2
-
-    return tasks_v2beta2

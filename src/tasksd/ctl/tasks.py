@@ -9,11 +9,10 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 import click
-from google.protobuf import json_format
 
 from tasksd.ctl.args import Duration, Header, KeyValues, Timestamp, read_body
 from tasksd.ctl.client import Ctl, common_options, either
-from tasksd.ctl.output import Column, Resource, as_dict, basename, emit, emit_list, field, status
+from tasksd.ctl.output import Column, Resource, as_dict, basename, emit, emit_list, field, from_dict, status
 from tasksd.ctl.queues import HTTP_METHODS
 
 
@@ -50,22 +49,6 @@ def _pull_in_v2(task: Resource) -> bool:
     """Whether a task v2 returned is a pull task (v2 shows them without their pull message):
     it is shown again as v2beta2 shows it."""
     return "httpRequest" not in task and "appEngineHttpRequest" not in task
-
-
-def _v2() -> Any:
-    from google.cloud import tasks_v2
-
-    return tasks_v2
-
-
-def _v2beta2() -> Any:
-    from google.cloud import tasks_v2beta2
-
-    return tasks_v2beta2
-
-
-def _message(cls: Any, data: Resource) -> Any:
-    return cls.wrap(json_format.ParseDict(data, cls.pb()()))
 
 
 def _view(value: str | None) -> dict[str, Any]:
@@ -176,7 +159,7 @@ def create_http_task(
         if oauth_token_scope:
             request["oauthToken"]["scope"] = oauth_token_scope
     parent, body = _new_task(ctl, task, queue, schedule_time, {"httpRequest": request})
-    _created(ctl, ctl.call(ctl.v2.create_task, parent=parent, task=_message(_v2().Task, body)))
+    _created(ctl, ctl.call(ctl.v2.create_task, parent=parent, task=from_dict("v2", "Task", body)))
 
 
 @tasks.command("create-app-engine-task")
@@ -208,7 +191,7 @@ def create_app_engine_task(
     if routing:
         request["appEngineRouting"] = routing
     parent, body = _new_task(ctl, task, queue, schedule_time, {"appEngineHttpRequest": request})
-    _created(ctl, ctl.call(ctl.v2.create_task, parent=parent, task=_message(_v2().Task, body)))
+    _created(ctl, ctl.call(ctl.v2.create_task, parent=parent, task=from_dict("v2", "Task", body)))
 
 
 @tasks.command("create-pull-task")
@@ -234,7 +217,7 @@ def create_pull_task(
     if tag:
         message["tag"] = tag
     parent, body = _new_task(ctl, task, queue, schedule_time, {"pullMessage": message})
-    _created(ctl, ctl.call(ctl.v2beta2.create_task, parent=parent, task=_message(_v2beta2().Task, body)))
+    _created(ctl, ctl.call(ctl.v2beta2.create_task, parent=parent, task=from_dict("v2beta2", "Task", body)))
 
 
 _RESPONSE_VIEW = click.option(
@@ -338,8 +321,7 @@ def lease(
         request["filter"] = "tag_function=oldest_tag()"
     elif tag is not None:
         request["filter"] = f'tag="{tag}"'
-    module = _v2beta2()
-    leased = ctl.call(ctl.v2beta2.lease_tasks, request=_message(module.LeaseTasksRequest, request))
+    leased = ctl.call(ctl.v2beta2.lease_tasks, request=from_dict("v2beta2", "LeaseTasksRequest", request))
     emit_list(ctl.output_format, [as_dict(t) for t in leased.tasks], TASK_COLUMNS)
 
 
@@ -350,13 +332,12 @@ def _lease_command(name: str, doc: str, method: str, past: str, with_duration: b
             request["leaseDuration"] = extra["lease_duration"]
         if extra.get("response_view"):
             request["responseView"] = str(extra["response_view"]).upper()
-        module = _v2beta2()
         request_type = {
-            "acknowledge_task": module.AcknowledgeTaskRequest,
-            "renew_lease": module.RenewLeaseRequest,
-            "cancel_lease": module.CancelLeaseRequest,
+            "acknowledge_task": "AcknowledgeTaskRequest",
+            "renew_lease": "RenewLeaseRequest",
+            "cancel_lease": "CancelLeaseRequest",
         }[method]
-        result = ctl.call(getattr(ctl.v2beta2, method), request=_message(request_type, request))
+        result = ctl.call(getattr(ctl.v2beta2, method), request=from_dict("v2beta2", request_type, request))
         status(f"{past} task [{request['name']}].")
         if result is not None:
             emit(ctl.output_format, as_dict(result))
