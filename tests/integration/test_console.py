@@ -319,6 +319,34 @@ def test_pull_tasks_filter_by_tag_and_decode_payloads(
     assert created["pullMessage"] == {"tag": "c", "payload": base64.b64encode(b"from the form").decode()}
 
 
+def test_failed_attempts_are_shown(dispatching: Server, sink: Sink, browser_client: httpx.Client) -> None:
+    from tests.integration.sink import Answer
+
+    queue_id = _queue_id()
+    name = f"{PARENT}/queues/{queue_id}"
+    sink.script(f"/fails/{queue_id}", Answer(503))
+    retry = {"minBackoff": "60s", "maxBackoff": "60s"}
+    _api(
+        dispatching,
+        "POST",
+        f"{PARENT}/queues",
+        {"name": name, "appEngineHttpTarget": {}, "retryConfig": retry},
+    )
+    task = {"name": f"{name}/tasks/fails", "appEngineHttpRequest": {"relativeUrl": f"/fails/{queue_id}"}}
+    _api(dispatching, "POST", f"{name}/tasks", {"task": task})
+    page = f"{QUEUES_PAGE}/{queue_id}"
+    deadline = time.monotonic() + 20
+    while "attemptResponseCount" not in _api(dispatching, "GET", f"{name}/tasks/fails").get("status", {}):
+        assert time.monotonic() < deadline, "no attempt was answered"
+        time.sleep(0.1)
+    listed = browser_client.get(page).text
+    assert "1 of the tasks shown last failed" in listed
+    assert "<b>UNAVAILABLE</b> (14) HTTP 503 Service Unavailable" in listed
+    shown = browser_client.get(f"{page}/tasks/fails").text
+    assert 'id="last-response"><b>UNAVAILABLE</b> (14)' in shown
+    assert "Dispatched in the last minute</dt><dd>1<" in listed
+
+
 # -- with authentication enforced ---------------------------------------------------------------
 
 

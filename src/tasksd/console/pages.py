@@ -26,6 +26,7 @@ from tasksd.console.render import (
     layout,
     queue_url,
     queues_url,
+    status_text,
     target_kind,
     task_kind,
     task_url,
@@ -324,7 +325,7 @@ async def queue(ctx: Ctx, project: str, location: str, queue_id: str) -> Result:
             ("Oldest task", e(age(stats.get("oldestEstimatedArrivalTime"), now))),
             ("Dispatched in the last minute", e(stats.get("executedLastMinuteCount", 0))),
             ("In flight", e(stats.get("concurrentDispatchesCount", 0))),
-            ("Effective rate (/s)", e(stats.get("effectiveExecutionRate", 0))),
+            ("Effective rate (/s)", e(f"{float(stats.get('effectiveExecutionRate', 0)):.3g}")),
         ]
     )
     actions = f'<div class="actions">{_queue_actions(ctx, project, location, found, "queue")}</div>'
@@ -411,9 +412,7 @@ def _task_table(
         status = task.get("status", {})
         last_status = status.get("lastAttemptStatus", {}).get("responseStatus")
         outcome = (
-            f"{e(last_status.get('code', 0))} {e(last_status.get('message', ''))}"
-            if isinstance(last_status, dict)
-            else '<span class="muted">—</span>'
+            status_text(last_status) if isinstance(last_status, dict) else '<span class="muted">—</span>'
         )
         rows.append(
             f'<tr data-task="{e(task_id)}"><td><a href="{task_url(project, location, queue_id, task_id)}">'
@@ -422,6 +421,17 @@ def _task_table(
             f'<td class="num">{e(status.get("attemptDispatchCount", 0))}</td>'
             f'<td class="num">{e(status.get("attemptResponseCount", 0))}</td><td>{outcome}</td></tr>'
         )
+    failing = sum(
+        1
+        for t in tasks
+        if int(t.get("status", {}).get("lastAttemptStatus", {}).get("responseStatus", {}).get("code", 0))
+    )
+    failing_note = (
+        f'<p class="muted" id="failing">{failing} of the tasks shown last failed (their last attempt was '
+        "answered with an error); they are retried by the queue's retry config.</p>"
+        if failing
+        else ""
+    )
     filter_form = ""
     filter_note = ""
     if kind == "pull":
@@ -454,7 +464,9 @@ def _task_table(
         return queue_url(project, location, queue_id, **query)
 
     pager = _pager(ctx, href, listed.get("nextPageToken"), pageSize=size, tag=tag)
-    return f'{filter_form}<p class="muted">Tasks per page: {sizes}</p>{filter_note}{table}{pager}'
+    return (
+        f'{filter_form}<p class="muted">Tasks per page: {sizes}</p>{filter_note}{failing_note}{table}{pager}'
+    )
 
 
 def _target(task: dict[str, Any]) -> str:
@@ -629,8 +641,7 @@ async def task(ctx: Ctx, project: str, location: str, queue_id: str, task_id: st
     )
     last_response = status.get("lastAttemptStatus", {}).get("responseStatus")
     response_html = (
-        f'<p id="last-response"><b>{e(last_response.get("code", 0))}</b> '
-        f"{e(last_response.get('message', ''))}</p>"
+        f'<p id="last-response">{status_text(last_response)}</p>'
         if isinstance(last_response, dict)
         else '<p class="muted" id="last-response">No response yet.</p>'
     )
@@ -655,11 +666,7 @@ def _attempt(attempt: Any, now: float) -> str:
     if not isinstance(attempt, dict) or not attempt:
         return '<span class="muted">—</span>'
     response = attempt.get("responseStatus")
-    outcome = (
-        f"{e(response.get('code', 0))} {e(response.get('message', ''))}"
-        if isinstance(response, dict)
-        else "no response"
-    )
+    outcome = status_text(response) if isinstance(response, dict) else "no response"
     return (
         f"scheduled {when(attempt.get('scheduleTime'), now)}"
         f"<br>dispatched {when(attempt.get('dispatchTime'), now)}"

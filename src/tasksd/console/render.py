@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from tasksd.console.client import ApiError
+from tasksd.model.errors import Code
 
 BASE = "/console"
 BODY_SHOWN = 64 * 1024
@@ -72,6 +72,7 @@ def layout(
         )
     toggle = (
         '<label class="refresh"><input type="checkbox" id="auto-refresh" checked> Auto-refresh (5 s)</label>'
+        '<span id="refreshed" class="muted"></span>'
         if refresh
         else ""
     )
@@ -103,14 +104,6 @@ def button(action: str, label: str, target: str, csrf: str, confirm: str = "", d
         f'<input type="hidden" name="action" value="{e(action)}">'
         f'<button type="submit"{css}>{e(label)}</button></form>'
     )
-
-
-def error_page(error: ApiError, title: str, crumbs: list[tuple[str, str]], principal: str | None) -> str:
-    body = (
-        f'<div class="error" role="alert"><b>{e(error.code or error.status)}</b>: {e(error.message)}</div>'
-        '<p><a href="javascript:history.back()">Back</a></p>'
-    )
-    return layout(title, body, crumbs=crumbs, principal=principal)
 
 
 def parse_time(value: str | None) -> float | None:
@@ -225,6 +218,16 @@ def decoded(data: str | None) -> str:
 
 def _printable(text: str) -> bool:
     return all(c.isprintable() or c in "\n\r\t" for c in text)
+
+
+def status_text(status: dict[str, Any]) -> str:
+    """A google.rpc.Status as HTML: its code's name and number, and its message."""
+    number = status.get("code", 0)
+    try:
+        name = Code(int(number)).name
+    except ValueError:
+        name = "CODE"
+    return f"<b>{e(name)}</b> ({e(number)}) {e(status.get('message', ''))}"
 
 
 def dl(rows: list[tuple[str, str]]) -> str:
