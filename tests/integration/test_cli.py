@@ -458,6 +458,7 @@ def test_iam_policy_bindings(endpoint: str, tmp_path: Path) -> None:
         (["queues", "create", "q", "--max-attempts", "many"], "is not an integer or 'unlimited'"),
         (["queues", "create", "q", "--min-backoff", "soon"], "not a duration"),
         (["queues", "create", "q", "--routing-override", "zone:x"], "unknown key 'zone'"),
+        (["queues", "create", "q", "--http-uri-override", "scheme:ftp"], "scheme 'ftp' is not http or https"),
         (["queues", "create", "q", "--no-such-flag"], "No such option"),
         (["queues", "list", "--format", "xml"], "Invalid value for '--format'"),
         (["queues", "update", "q"], "Must specify at least one field to update."),

@@ -248,8 +248,13 @@ def reported_errors(ctl: Ctl) -> Iterator[None]:
         fail(f"credentials: {exc}")
     except CtlError as exc:
         fail(str(exc))
+    except (click.ClickException, click.Abort):
+        raise
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "))
+    except Exception as exc:
+        # as gcloud reports its own failures: one line, never a traceback
+        fail(f"tasksd crashed ({type(exc).__name__}): {exc}")
 
 
 def either(primary: Callable[[], T], fallback: Callable[[], T]) -> T:

@@ -32,7 +32,11 @@ def from_dict(version: str, type_name: str, data: Resource) -> Any:
     import importlib
 
     cls = getattr(importlib.import_module(f"google.cloud.tasks_{version}"), type_name)
-    return cls.wrap(json_format.ParseDict(data, cls.pb()()))
+    try:
+        return cls.wrap(json_format.ParseDict(data, cls.pb()()))
+    except json_format.ParseError as exc:
+        # a flag value the message cannot hold, e.g. an unknown enum name
+        raise click.UsageError(f"invalid value: {exc}") from None
 
 
 def basename(name: str) -> str:

@@ -46,6 +46,11 @@ class QueueFlag:
 
 def _uri_override(parts: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    hint = "--http-uri-override"
+    if parts.get("scheme", "http").lower() not in ("http", "https"):
+        raise click.BadParameter(f"scheme {parts['scheme']!r} is not http or https", param_hint=hint)
+    if parts.get("mode", "always").lower() not in ("always", "if_not_exists"):
+        raise click.BadParameter(f"mode {parts['mode']!r} is not always or if_not_exists", param_hint=hint)
     if parts.get("scheme"):
         out["scheme"] = parts["scheme"].upper()
     if parts.get("host"):
