@@ -147,6 +147,12 @@ class Ctl:
         self._clients[version] = client
         return client
 
+    def close(self) -> None:
+        """Close the clients' channels and sessions."""
+        for client in self._clients.values():
+            client.transport.close()
+        self._clients.clear()
+
     def call(self, method: Callable[..., T], **kwargs: Any) -> T:
         """One API call, without the clients' automatic retries (a CLI reports at once)."""
         return method(**kwargs, retry=None, timeout=TIMEOUT_S)
@@ -295,8 +301,11 @@ def common_options(fn: Callable[..., None]) -> Callable[..., None]:
             api_key=api_key,
             credentials_file=credentials_file,
         )
-        with reported_errors(ctl):
-            fn(ctl, **kwargs)
+        try:
+            with reported_errors(ctl):
+                fn(ctl, **kwargs)
+        finally:
+            ctl.close()
 
     options = [
         click.option(
