@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 QUEUES_PAGE = f"/console/projects/{PROJECT}/locations/{LOCATION}/queues"
+AUTH_COOKIE = "tasksd_console_auth"
 
 
 def _queue_id() -> str:
@@ -441,9 +442,6 @@ def test_sign_in_when_auth_is_enforced(secured: Server) -> None:
         keyed.cookies.set(AUTH_COOKIE, base64.urlsafe_b64encode(b"b:revoked").decode())  # not accepted
         expired = keyed.get(QUEUES_PAGE)
         assert expired.status_code == 303 and "expired=1" in expired.headers["location"]
-
-
-AUTH_COOKIE = "tasksd_console_auth"
 
 
 def test_cookies_are_secure_over_tls() -> None:

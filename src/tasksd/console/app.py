@@ -317,7 +317,8 @@ def _to_signin(request: Request, expired: bool = False) -> Response:
 
 def _safe_next(target: str) -> str:
     """Only a console path is a place to go after signing in (never another site)."""
-    if target.startswith(BASE) and not target.startswith("//") and "\\" not in target and "\n" not in target:
+    inside = target == BASE or target.startswith((f"{BASE}/", f"{BASE}?"))
+    if inside and not any(c in target for c in "\\\r\n"):
         return target
     return BASE
 
