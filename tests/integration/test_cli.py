@@ -420,6 +420,21 @@ def test_iam_policy_bindings(endpoint: str, tmp_path: Path) -> None:
         "members": ["user:bob@example.com"],
         "condition": until_2099,
     } in conditional["bindings"]
+    # a condition from a file (CEL with commas does not fit in --condition)
+    condition_file = tmp_path / "condition.yaml"
+    condition_file.write_text(
+        yaml.safe_dump({"expression": 'resource.name.endsWith("x") || resource.type == "t"', "title": "f"})
+    )
+    from_file = as_json(
+        "queues", "add-iam-policy-binding", queue, "--endpoint", endpoint, "--member", "user:cy@example.com",
+        "--role", "roles/cloudtasks.viewer", "--condition-from-file", str(condition_file),
+    )  # fmt: skip
+    assert [b["condition"]["title"] for b in from_file["bindings"] if "condition" in b] == ["until-2099", "f"]
+    as_json(
+        "queues", "remove-iam-policy-binding", queue, "--endpoint", endpoint,
+        "--member", "user:cy@example.com", "--role", "roles/cloudtasks.viewer",
+        "--condition-from-file", str(condition_file),
+    )  # fmt: skip
     rows = table(ok("queues", "get-iam-policy", queue, "--endpoint", endpoint).stdout)
     assert rows[0] == ["ROLE", "MEMBER", "CONDITION"]
     assert ["roles/cloudtasks.enqueuer", "user:ann@example.com"] in rows

@@ -17,6 +17,7 @@ import yaml
 from google.api_core import exceptions as api_exceptions
 from google.iam.v1 import iam_policy_pb2, options_pb2, policy_pb2
 from google.protobuf import field_mask_pb2, json_format
+from google.type import expr_pb2
 
 from tasksd.ctl.args import Duration, Header, KeyValues, MaxAttempts
 from tasksd.ctl.client import Ctl, CtlError, common_options, confirm, either
@@ -515,28 +516,48 @@ def set_iam_policy(ctl: Ctl, queue: str, policy_file: str) -> None:
     _emit_policy(ctl, updated)
 
 
-def _condition(text: str | None) -> policy_pb2.Binding | None:
-    """gcloud's ``--condition=expression=E,title=T[,description=D]`` as a binding holding it."""
-    if text is None or text == "None":
-        return None
+def _condition(text: str | None, path: str | None) -> expr_pb2.Expr | None:
+    """gcloud's ``--condition=expression=E,title=T[,description=D]`` (``None``: the binding
+    without one) or ``--condition-from-file`` (JSON or YAML with those keys) as an Expr."""
+    if text is not None and path is not None:
+        raise click.UsageError("--condition and --condition-from-file cannot be used together")
     parts: dict[str, str] = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        if not sep or key not in ("expression", "title", "description"):
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
             raise click.BadParameter(
-                "expected expression=EXPR,title=TITLE[,description=DESC]", param_hint="--condition"
-            )
-        parts[key] = value
-    if "expression" not in parts:
-        raise click.BadParameter("expression= is required", param_hint="--condition")
-    binding = policy_pb2.Binding()
-    binding.condition.expression = parts["expression"]
-    binding.condition.title = parts.get("title", "")
-    binding.condition.description = parts.get("description", "")
-    return binding
+                f"cannot read {path}: {exc}", param_hint="--condition-from-file"
+            ) from None
+        if not isinstance(loaded, dict):
+            raise click.BadParameter(f"{path} holds no condition", param_hint="--condition-from-file")
+        parts = {str(key): str(value) for key, value in loaded.items()}
+    elif text is None or text == "None":
+        return None
+    else:
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            parts[key.strip() if sep else ""] = value
+    hint = "--condition-from-file" if path else "--condition"
+    if set(parts) - {"expression", "title", "description"}:
+        raise click.BadParameter("expected expression=EXPR,title=TITLE[,description=DESC]", param_hint=hint)
+    if not parts.get("expression"):
+        raise click.BadParameter("expression is required", param_hint=hint)
+    return expr_pb2.Expr(**parts)
+
+
+def _matches(binding: policy_pb2.Binding, role: str, condition: expr_pb2.Expr | None) -> bool:
+    if binding.role != role:
+        return False
+    return binding.condition == condition if condition is not None else not binding.HasField("condition")
 
 
 def _binding_options(fn: Callable[..., None]) -> Callable[..., None]:
+    fn = click.option(
+        "--condition-from-file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="A JSON or YAML file with expression, title and description.",
+    )(fn)
     fn = click.option(
         "--condition",
         help="expression=EXPR,title=TITLE[,description=DESC], or None for the binding without one.",
@@ -549,22 +570,22 @@ def _binding_options(fn: Callable[..., None]) -> Callable[..., None]:
 @queues.command("add-iam-policy-binding")
 @_binding_options
 @common_options
-def add_iam_policy_binding(ctl: Ctl, queue: str, member: str, role: str, condition: str | None) -> None:
+def add_iam_policy_binding(
+    ctl: Ctl, queue: str, member: str, role: str, condition: str | None, condition_from_file: str | None
+) -> None:
     """Grant ROLE to MEMBER on a queue (read, change, write back with the policy's etag)."""
     name = ctl.queue_path(queue)
-    wanted = _condition(condition)
+    wanted = _condition(condition, condition_from_file)
     policy = _get_policy(ctl, name)
     for binding in policy.bindings:
-        if binding.role == role and (
-            binding.condition == wanted.condition if wanted else not binding.HasField("condition")
-        ):
+        if _matches(binding, role, wanted):
             if member not in binding.members:
                 binding.members.append(member)
             break
     else:
         added = policy.bindings.add(role=role, members=[member])
         if wanted is not None:
-            added.condition.CopyFrom(wanted.condition)
+            added.condition.CopyFrom(wanted)
     if wanted is not None or any(b.HasField("condition") for b in policy.bindings):
         policy.version = 3
     updated = _set_policy(ctl, name, policy)
@@ -575,17 +596,15 @@ def add_iam_policy_binding(ctl: Ctl, queue: str, member: str, role: str, conditi
 @queues.command("remove-iam-policy-binding")
 @_binding_options
 @common_options
-def remove_iam_policy_binding(ctl: Ctl, queue: str, member: str, role: str, condition: str | None) -> None:
+def remove_iam_policy_binding(
+    ctl: Ctl, queue: str, member: str, role: str, condition: str | None, condition_from_file: str | None
+) -> None:
     """Revoke ROLE from MEMBER on a queue."""
     name = ctl.queue_path(queue)
-    wanted = _condition(condition)
+    wanted = _condition(condition, condition_from_file)
     policy = _get_policy(ctl, name)
     for index, binding in enumerate(policy.bindings):
-        if (
-            binding.role == role
-            and member in binding.members
-            and (binding.condition == wanted.condition if wanted else not binding.HasField("condition"))
-        ):
+        if _matches(binding, role, wanted) and member in binding.members:
             binding.members.remove(member)
             if not binding.members:
                 del policy.bindings[index]
