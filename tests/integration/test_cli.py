@@ -315,6 +315,14 @@ def test_pull_queue_lease_and_acknowledge(cli_server: Server, endpoint: str) -> 
     assert as_json("queues", "update", queue, "--endpoint", endpoint, "--max-attempts", "6")[
         "retryConfig"
     ] == {"maxAttempts": 6}
+    unlimited = as_json("queues", "update", queue, "--endpoint", endpoint, "--max-attempts", "unlimited")
+    assert unlimited["retryConfig"] == {"unlimitedAttempts": True}
+    assert [queue, "pull", "RUNNING", "unlimited", "500.0", "unlimited"] in table(
+        ok("queues", "list", "--endpoint", endpoint).stdout
+    )
+    assert as_json("queues", "update", queue, "--endpoint", endpoint, "--max-attempts", "6")[
+        "retryConfig"
+    ] == {"maxAttempts": 6}
     paused = as_json("queues", "pause", queue, "--endpoint", endpoint)
     assert (paused["state"], "pullTarget" in paused) == ("PAUSED", True)
     assert as_json("queues", "resume", queue, "--endpoint", endpoint)["state"] == "RUNNING"

@@ -235,15 +235,15 @@ def queue_body(values: dict[str, Any], pull: bool) -> tuple[Resource, list[str]]
             raise click.UsageError(f"{flag.option} and --clear-{flag.option[2:]} cannot be used together")
         if pull and not flag.pull:
             raise click.UsageError(f"{flag.option} does not apply to pull queues")
+        path = flag.mask
         if given:
             value = flag.convert(values[flag.dest])
             if pull and flag.dest == "max_attempts" and value == -1:
+                # v2beta2 has a field of its own for "unlimited"
                 _set(body, ("retryConfig", "unlimitedAttempts"), True)
+                path = "retry_config.unlimited_attempts"
             else:
                 _set(body, flag.path, value)
-        path = flag.mask
-        if pull and flag.dest == "max_attempts" and given and flag.convert(values[flag.dest]) == -1:
-            path = "retry_config.unlimited_attempts"
         if path not in mask:
             mask.append(path)
     return body, mask
