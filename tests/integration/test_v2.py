@@ -38,6 +38,22 @@ def test_queue_lifecycle(gapic_v2: Any, queue_name: str) -> None:
         updated.rate_limits.max_dispatches_per_second == 3
         and updated.rate_limits.max_concurrent_dispatches == 9
     )
+    token = tasks_v2.OidcToken(
+        service_account_email="robot@test-project.iam.gserviceaccount.com", audience="a"
+    )
+    gapic_v2.update_queue(
+        queue=tasks_v2.Queue(name=queue_name, http_target=tasks_v2.HttpTarget(oidc_token=token)),
+        update_mask=field_mask_pb2.FieldMask(paths=["http_target"]),
+    )
+    deep = gapic_v2.update_queue(  # a mask path three fields deep changes that field alone
+        queue=tasks_v2.Queue(
+            name=queue_name, http_target=tasks_v2.HttpTarget(oidc_token=tasks_v2.OidcToken(audience="b"))
+        ),
+        update_mask=field_mask_pb2.FieldMask(paths=["http_target.oidc_token.audience"]),
+    )
+    assert deep.http_target.oidc_token == tasks_v2.OidcToken(
+        service_account_email=token.service_account_email, audience="b"
+    )
     assert gapic_v2.pause_queue(name=queue_name).state == tasks_v2.Queue.State.PAUSED
     assert gapic_v2.resume_queue(name=queue_name).state == tasks_v2.Queue.State.RUNNING
     assert queue_name in [q.name for q in gapic_v2.list_queues(parent=PARENT)]

@@ -12,7 +12,7 @@ import pytest
 from tasksd.clock import FakeClock
 from tasksd.model.errors import AlreadyExists, InvalidArgument, QueueTombstoned, TaskNotFound
 from tasksd.model.names import LocationName, QueueName
-from tasksd.model.queue import Queue, QueueKind, RateLimits, RetryConfig
+from tasksd.model.queue import HttpTarget, OidcToken, Queue, QueueKind, RateLimits, RetryConfig
 from tasksd.model.task import HttpRequest, PullMessage, Task
 from tasksd.service import ServiceSettings, TasksService
 from tasksd.service import tasks as tasks_rules
@@ -140,6 +140,30 @@ def test_update_mask_applies_only_named_fields() -> None:
     assert merged.retry_config.max_attempts == 100
     with pytest.raises(InvalidArgument, match="colour"):
         apply_mask(stored, given, ["colour"])
+
+
+def test_update_mask_paths_go_as_deep_as_the_model() -> None:
+    token = OidcToken("robot@p.iam.gserviceaccount.com", "https://old")
+    stored = complete_queue(
+        Queue(name=Q, kind=QueueKind.PUSH, http_target=HttpTarget(oidc_token=token)), None
+    )
+    given = Queue(
+        name=Q, kind=QueueKind.PUSH, http_target=HttpTarget(oidc_token=OidcToken(audience="https://new"))
+    )
+    merged = apply_mask(stored, given, ["http_target.oidc_token.audience"])
+    assert merged.http_target is not None
+    assert merged.http_target.oidc_token == OidcToken("robot@p.iam.gserviceaccount.com", "https://new")
+    # A field the request leaves out is cleared, at any depth.
+    cleared = apply_mask(merged, Queue(name=Q, kind=QueueKind.PUSH), ["http_target.oidc_token.audience"])
+    assert cleared.http_target is not None and cleared.http_target.oidc_token is not None
+    assert cleared.http_target.oidc_token.audience == ""
+    for bad in (
+        "http_target.oidc_token.colour",
+        "http_target.header_overrides.key",
+        "rate_limits.max_burst_size.x",
+    ):
+        with pytest.raises(InvalidArgument, match="not a field of Queue"):
+            apply_mask(stored, given, [bad])
 
 
 def test_generated_ids_are_twenty_digits_in_creation_order(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import fields, replace
+import types
+import typing
+from dataclasses import fields, is_dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -209,26 +211,44 @@ def check_header(key: str, value: str, field: str) -> None:
 
 
 def apply_mask(stored: Queue, given: Queue, paths: list[str]) -> Queue:
-    """``stored`` with the fields that ``paths`` name (model field paths) taken from ``given``.
+    """``stored`` with the fields that ``paths`` name (model field paths, as deep as the
+    model goes: ``http_target.oidc_token.audience``) taken from ``given``; a field that
+    ``given`` leaves out is set to its default (cleared).
 
     Raises:
         InvalidArgument: a path names no updatable field.
     """
     result = stored
     for path in paths:
-        head, _, rest = path.partition(".")
-        if head not in _UPDATABLE:
+        parts = path.split(".")
+        if parts[0] not in _UPDATABLE:
             raise InvalidArgument(f"update_mask: {path!r} is not a field of Queue that can be updated.")
-        if not rest:
-            result = replace(result, **{head: getattr(given, head)})
-            continue
-        inner_stored, inner_given = getattr(result, head), getattr(given, head)
-        names = {f.name for f in fields(inner_given)} if inner_given is not None else set()
-        if inner_given is None or rest not in names:
-            raise InvalidArgument(f"update_mask: {path!r} is not a field of Queue that can be updated.")
-        base = inner_stored if inner_stored is not None else type(inner_given)()
-        result = replace(result, **{head: replace(base, **{rest: getattr(inner_given, rest)})})
+        result = _merged(Queue, result, given, parts, path)
     return result
+
+
+def _merged(cls: type[Any], stored: Any, given: Any, parts: list[str], path: str) -> Any:
+    """``stored`` (a ``cls``, or None) with the field ``parts`` names taken from ``given``."""
+    name = parts[0]
+    if name not in {f.name for f in fields(cls)}:
+        raise InvalidArgument(f"update_mask: {path!r} is not a field of Queue that can be updated.")
+    value = getattr(given, name) if given is not None else getattr(cls(), name)
+    if len(parts) > 1:
+        inner = _dataclass_of(cls, name)
+        if inner is None:
+            raise InvalidArgument(f"update_mask: {path!r} is not a field of Queue that can be updated.")
+        value = _merged(inner, getattr(stored, name) if stored is not None else None, value, parts[1:], path)
+    return replace(stored if stored is not None else cls(), **{name: value})
+
+
+def _dataclass_of(cls: type[Any], name: str) -> type[Any] | None:
+    """The dataclass a field of ``cls`` holds (``X | None`` included), or None."""
+    hint = typing.get_type_hints(cls)[name]
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    for candidate in typing.get_args(hint) if optional else (hint,):
+        if is_dataclass(candidate):
+            return candidate  # type: ignore[return-value]
+    return None
 
 
 _UPDATABLE = {
