@@ -33,6 +33,7 @@ from tasksd.auth.policy import Iam
 from tasksd.auth.tokens import ApiTokens
 from tasksd.clock import SystemClock
 from tasksd.config import ConfigError, QueueYamlConfig, Settings
+from tasksd.console.pages import Failures
 from tasksd.engine.dispatcher import Dispatcher
 from tasksd.model.errors import TasksError
 from tasksd.model.names import QueueName
@@ -85,6 +86,7 @@ def build_rest_app(
     authenticator: Authenticator | None = None,
     function_url: str = DEFAULT_FUNCTION_URL,
     pages: dict[str, Page] | None = None,
+    failures: Failures | None = None,
 ) -> RestApp:
     rest_rpcs = [rpc for rpc in rpcs if rpc.rest]
     versions = [
@@ -94,7 +96,7 @@ def build_rest_app(
     ]
     firebase = FirebaseRoutes(rpcs, function_url)
     if authenticator is None:
-        return RestApp(versions, token_documents(tokens), firebase=firebase, pages=pages)
+        return RestApp(versions, token_documents(tokens), firebase=firebase, pages=pages, failures=failures)
     return RestApp(
         versions,
         token_documents(tokens),
@@ -102,7 +104,17 @@ def build_rest_app(
         forms={"/token": authenticator.grant},
         firebase=firebase,
         pages=pages,
+        failures=failures,
     )
+
+
+def queue_failures(service: TasksService) -> Failures:
+    """The console's failures in the last minute of a queue (the caller was shown the queue)."""
+
+    async def failures(name: str) -> int:
+        return (await service.queue_stats(QueueName.parse(name, "name"))).failed_last_minute_count
+
+    return failures
 
 
 def metrics_page(dispatcher: Dispatcher) -> Page:
@@ -266,6 +278,7 @@ async def serve(settings: Settings) -> None:
                 authenticator,
                 settings.firebase_function_url,
                 {"/metrics": metrics_page(dispatcher)},
+                queue_failures(service),
             ),
             host=settings.host,
             port=settings.http_port,

@@ -346,6 +346,11 @@ def test_failed_attempts_are_shown(dispatching: Server, sink: Sink, browser_clie
     shown = browser_client.get(f"{page}/tasks/fails").text
     assert 'id="last-response"><b>UNAVAILABLE</b> (14)' in shown
     assert "Dispatched in the last minute</dt><dd>1<" in listed
+    assert "Failed in the last minute</dt><dd>1<" in listed
+    row = re.search(rf'<tr data-queue="{queue_id}">(.*?)</tr>', browser_client.get(QUEUES_PAGE).text, re.S)
+    assert row is not None
+    cells = re.findall(r'<td class="num">(\d+)</td>', row.group(1))
+    assert cells == ["1", "1", "1", "0"]  # tasks queued, dispatched, failed, in flight (last minute)
 
 
 # -- with authentication enforced ---------------------------------------------------------------

@@ -305,6 +305,7 @@ def test_stats_count_attempts_in_flight_and_of_the_last_minute(store: SqliteStor
         1,
         3,
     )
+    assert stats.failed_last_minute_count == 1  # the 500
     # An attempt that ends after its task was deleted still counts (it was dispatched).
     assert claimed[2].name is not None
     run(store.delete_task(claimed[2].name, later))
@@ -313,6 +314,7 @@ def test_stats_count_attempts_in_flight_and_of_the_last_minute(store: SqliteStor
     assert run(store.queue_stats(Q, NOW + timedelta(seconds=30))).executed_last_minute_count == 3
     # A minute after they ended nothing counts any more, and the sweep forgets the counts.
     assert run(store.queue_stats(Q, NOW + timedelta(seconds=63))).executed_last_minute_count == 0
+    assert run(store.queue_stats(Q, NOW + timedelta(seconds=63))).failed_last_minute_count == 0
     run(store.sweep(NOW + timedelta(minutes=10)))
     assert run(store.queue_stats(Q, NOW + timedelta(seconds=30))).executed_last_minute_count == 0
     # An attempt in flight counts for the minute after its dispatch, and while in flight.

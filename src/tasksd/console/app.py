@@ -120,8 +120,11 @@ def _utf8(text: str) -> str:
 
 
 class Console:
-    def __init__(self, api: ConsoleApi) -> None:
+    def __init__(self, api: ConsoleApi, failures: pages.Failures | None = None) -> None:
         self.api = api
+        self.failures = failures
+        """Failed attempts of a queue in the last minute, which no API field gives: asked only
+        after the API has shown the caller the queue."""
         self.client = Client(api)
         self.history = History()
 
@@ -191,7 +194,9 @@ class Console:
                 cookies.append(self._cookie(request, AUTH_COOKIE, "", clear=True))
                 return _to_signin(request, expired=True)
             CALLER.set(principal)
-        ctx = pages.Ctx(self.client, self.history, principal, csrf, request.query, form, _recent(request))
+        ctx = pages.Ctx(
+            self.client, self.history, principal, csrf, request.query, form, _recent(request), self.failures
+        )
         result = await self._route(ctx, request, path)
         if isinstance(result, pages.Redirect):
             return _redirect(result.location)

@@ -5,9 +5,11 @@ queue or task that does not exist, or a project or location id that cannot, is a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +59,10 @@ DONE = {
 }
 
 
+Failures = Callable[[str], Awaitable[int]]
+"""A queue's failed attempts in the last minute, by queue name (read from the store)."""
+
+
 @dataclass
 class Ctx:
     """One console request: the API client, the caller and the request's fields."""
@@ -68,6 +74,16 @@ class Ctx:
     query: dict[str, str]
     form: dict[str, str] = field(default_factory=dict)
     recent: list[tuple[str, str]] = field(default_factory=list)
+    failures: Failures | None = None
+
+    async def failed(self, queue: str) -> str:
+        """The queue's failures in the last minute, as shown ("—" where unknown)."""
+        if self.failures is None:
+            return "—"
+        try:
+            return str(await self.failures(queue))
+        except Exception:  # deleted meanwhile, or the store failing: the page still shows
+            return "—"
 
 
 @dataclass
@@ -212,7 +228,9 @@ async def queues(ctx: Ctx, project: str, location: str) -> Result:
         return _failed(ctx, error, title, crumbs, missing=not token)
     now = time.time()
     rows = []
-    for queue in listed.get("queues", []):
+    shown = listed.get("queues", [])
+    failed = await asyncio.gather(*(ctx.failed(queue["name"]) for queue in shown))
+    for queue, failures in zip(shown, failed, strict=True):
         stats = queue.get("stats", {})
         queue_id = last(queue["name"])
         rows.append(
@@ -225,13 +243,15 @@ async def queues(ctx: Ctx, project: str, location: str) -> Result:
             f'<td class="num">{e(stats.get("tasksCount", 0))}</td>'
             f"<td>{e(age(stats.get('oldestEstimatedArrivalTime'), now))}</td>"
             f'<td class="num">{e(stats.get("executedLastMinuteCount", 0))}</td>'
+            f'<td class="num">{e(failures)}</td>'
             f'<td class="num">{e(stats.get("concurrentDispatchesCount", 0))}</td>'
             f'<td class="actions">{_queue_actions(ctx, project, location, queue, "list")}</td></tr>'
         )
     table = (
         '<table class="queues"><thead><tr><th>Queue</th><th>State</th><th>Target</th>'
         "<th>Max rate (/s)</th><th>Max concurrent</th><th>Tasks queued</th><th>Oldest task</th>"
-        "<th>Dispatched (last min)</th><th>In flight</th><th>Actions</th></tr></thead>"
+        "<th>Dispatched (last min)</th><th>Failed (last min)</th><th>In flight</th><th>Actions</th>"
+        "</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
         if rows
         else '<p class="empty">No queues in this location yet.</p>'
@@ -324,6 +344,7 @@ async def queue(ctx: Ctx, project: str, location: str, queue_id: str) -> Result:
             ("Tasks queued", e(stats.get("tasksCount", 0))),
             ("Oldest task", e(age(stats.get("oldestEstimatedArrivalTime"), now))),
             ("Dispatched in the last minute", e(stats.get("executedLastMinuteCount", 0))),
+            ("Failed in the last minute", e(await ctx.failed(name))),
             ("In flight", e(stats.get("concurrentDispatchesCount", 0))),
             ("Effective rate (/s)", e(f"{float(stats.get('effectiveExecutionRate', 0)):.3g}")),
         ]

@@ -141,3 +141,5 @@ class QueueStats:
     executed_last_minute_count: int = 0
     concurrent_dispatches_count: int = 0
     effective_execution_rate: float = 0.0
+    failed_last_minute_count: int = 0
+    """Attempts that ended in the last minute without a 2xx answer (no API field: the console's)."""

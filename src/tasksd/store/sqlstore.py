@@ -363,8 +363,21 @@ class SqlStore:
         def job(conn: Db) -> QueueStats:
             queue_id, config, _ = _queue_row(conn, name)
             queue = codec.decode_queue(config)
-            params = (minute_ago_us, queue_id, minute_ago_us // 1_000_000, queue_id, now_us, queue_id, now_us)
-            count, oldest, in_flight, recent, ended, throttle = conn.q("queue_stats", params).fetchone()
+            minute_ago_s = minute_ago_us // 1_000_000
+            params = (
+                minute_ago_us,
+                queue_id,
+                minute_ago_s,
+                queue_id,
+                minute_ago_s,
+                queue_id,
+                now_us,
+                queue_id,
+                now_us,
+            )
+            count, oldest, in_flight, recent, ended, failed, throttle = conn.q(
+                "queue_stats", params
+            ).fetchone()
             rate = 0.0
             if queue.kind is QueueKind.PUSH and queue.state is QueueState.RUNNING:
                 factor = 1.0 if throttle is None else throttle
@@ -375,6 +388,7 @@ class SqlStore:
                 executed_last_minute_count=int(recent) + int(ended),
                 concurrent_dispatches_count=in_flight,
                 effective_execution_rate=rate,
+                failed_last_minute_count=int(failed),
             )
 
         return await self._read(job)
@@ -599,7 +613,7 @@ class SqlStore:
             queues: dict[tuple[str, str, str], tuple[int, int] | None] = {}
             # Attempts that ended, per (queue id, second of the end), for the queue statistics;
             # counted whatever became of their task meanwhile: they were dispatched.
-            ended: dict[tuple[int, int], int] = {}
+            ended: dict[tuple[int, int], tuple[int, int]] = {}  # → (ended, failed)
             for one in finished:
                 name = one.name
                 key = (name.project, name.location, name.queue)
@@ -612,7 +626,9 @@ class SqlStore:
                 queue_id, until = found
                 started_us = codec.to_us(one.started)
                 second = (queue_id, codec.to_us(one.result.response_time) // 1_000_000)
-                ended[second] = ended.get(second, 0) + 1
+                answered, failed = ended.get(second, (0, 0))
+                ok = 200 <= one.result.http_status < 300
+                ended[second] = (answered + 1, failed + (not ok))
                 if one.result.next_schedule_time is None:
                     done.append((queue_id, name.task, started_us))
                     tombstones.append((until, queue_id, name.task, started_us))
@@ -621,7 +637,7 @@ class SqlStore:
             # Only a task still in that attempt gets a tombstone and is deleted.
             conn.qmany("tombstone_attempted", tombstones)
             conn.qmany("delete_attempted", done)
-            conn.qmany("count_answered", [(*key, n) for key, n in ended.items()])
+            conn.qmany("count_answered", [(*key, *counts) for key, counts in ended.items()])
 
         await self._write(job, checks_first=True)
 

@@ -58,6 +58,7 @@ from tasksd.api.rest.routes import Route, Router, build_routes, load_discovery
 from tasksd.api.rpc import Rpc
 from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
 from tasksd.console import Console
+from tasksd.console.pages import Failures
 from tasksd.model.errors import (
     Cancelled,
     Code,
@@ -130,6 +131,7 @@ class RestApp:
         forms: dict[str, Form] | None = None,
         firebase: FirebaseRoutes | None = None,
         pages: dict[str, Page] | None = None,
+        failures: Failures | None = None,
     ) -> None:
         self.versions = {v.version: v for v in versions}
         self.pages = pages or {}
@@ -140,7 +142,7 @@ class RestApp:
         self.router = Router([r for v in versions for r in v.routes])
         self.firebase = firebase
         """firebase-admin's task-queue routes (no version prefix), when served."""
-        self.console = Console(self)
+        self.console = Console(self, failures)
         """The web console under /console, whose pages call this app's API as their signed-in caller."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

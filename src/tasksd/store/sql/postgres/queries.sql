@@ -97,18 +97,22 @@ DELETE FROM task_tombstones WHERE queue = %s
 -- queue_stats --
 -- A queue's statistics in one statement: over its live tasks (one range of the queue's index)
 -- the count, earliest schedule time, attempts in flight and those of them dispatched since a
--- time; the attempts that ended since a second (attempt_seconds); and the rate factor of its
+-- time; the attempts that ended since a second, and those of them that failed (attempt_seconds);
+-- and the rate factor of its
 -- owner's congestion control while that ownership is live (NULL when no node owns it).
 SELECT count(*), min(schedule_us), count(attempt_us),
        coalesce(sum(CASE WHEN attempt_us > %s THEN 1 ELSE 0 END), 0),
        (SELECT coalesce(sum(answered), 0) FROM attempt_seconds WHERE queue = %s AND second > %s),
+       (SELECT coalesce(sum(failed), 0) FROM attempt_seconds WHERE queue = %s AND second > %s),
        (SELECT throttle FROM queue_owners WHERE queue = %s AND expire_us > %s)
 FROM tasks WHERE queue = %s AND expire_us > %s
 
 -- count_answered --
--- Attempts of a queue that ended (answered, or failed without an answer) in one second.
-INSERT INTO attempt_seconds (queue, second, answered) VALUES (%s, %s, %s)
-ON CONFLICT (queue, second) DO UPDATE SET answered = attempt_seconds.answered + excluded.answered
+-- Attempts of a queue that ended (answered, or failed without an answer) in one second, and
+-- how many of them failed.
+INSERT INTO attempt_seconds (queue, second, answered, failed) VALUES (%s, %s, %s, %s)
+ON CONFLICT (queue, second) DO UPDATE SET answered = attempt_seconds.answered + excluded.answered,
+    failed = attempt_seconds.failed + excluded.failed
 
 -- sweep_attempt_seconds --
 -- Forget per-second attempt counts too old for any statistic.
