@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -105,14 +106,33 @@ class Metrics:
         )
         self._reported: set[str] = set()
         self._lock = threading.Lock()
+        # Labelled children by their labels: looking one up costs more than counting.
+        self._requests: dict[tuple[str, str, str], Any] = {}
+        self._durations: dict[tuple[str, str], Any] = {}
+        self._attempts: dict[tuple[str, str], Any] = {}
+        self._attempt_durations: dict[str, Any] = {}
 
     def api_request(self, method: str, transport: str, code: str, seconds: float) -> None:
-        self.api_requests.labels(method, transport, code).inc()
-        self.api_duration.labels(method, transport).observe(seconds)
+        key = (method, transport, code)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self.api_requests.labels(*key)
+        counter.inc()
+        histogram = self._durations.get(key[:2])
+        if histogram is None:
+            histogram = self._durations[key[:2]] = self.api_duration.labels(method, transport)
+        histogram.observe(seconds)
 
     def attempt(self, queue: str, outcome: str, seconds: float, retried: bool) -> None:
-        self.attempts.labels(queue, outcome).inc()
-        self.attempt_duration.labels(queue).observe(seconds)
+        key = (queue, outcome)
+        counter = self._attempts.get(key)
+        if counter is None:
+            counter = self._attempts[key] = self.attempts.labels(*key)
+        counter.inc()
+        histogram = self._attempt_durations.get(queue)
+        if histogram is None:
+            histogram = self._attempt_durations[queue] = self.attempt_duration.labels(queue)
+        histogram.observe(seconds)
         if retried:
             self.retries.labels(queue).inc()
 
