@@ -22,13 +22,12 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.postgres import PostgresServer
 
+from tasksd.model.leases import LeaseRequest
 from tasksd.model.names import QueueName
 from tasksd.model.queue import Queue, QueueKind
 from tasksd.model.task import PullMessage, Task
-from tasksd.service.leases import check_leasable
 from tasksd.service.queues import complete_queue
 from tasksd.store import codec
-from tasksd.store.base import Lease
 from tasksd.store.postgres import PostgresStore
 
 QUEUE = QueueName("bench", "us-central1", "million")
@@ -68,7 +67,7 @@ async def run(url: str, count: int) -> None:
         for label, tag in (("lease 100", None), ("lease 100 tag=tag7", "tag7")):
             begin = time.perf_counter()
             leased = await store.lease_tasks(
-                QUEUE, Lease(at + timedelta(minutes=5), 100, 32 * 1024 * 1024, check_leasable, tag), at
+                QUEUE, LeaseRequest(at + timedelta(minutes=5), 100, 32 * 1024 * 1024, tag), at
             )
             timings[label].append((time.perf_counter() - begin) * 1000)
             assert len(leased) == 100, (label, len(leased))

@@ -11,7 +11,7 @@ import click
 
 from tasksd.config import ConfigError, Settings, apply_config_file, read_config_file
 from tasksd.observe import logs
-from tasksd.store.base import UnsupportedDatabase
+from tasksd.store import UnsupportedDatabase
 
 _DEFAULTS = Settings()
 

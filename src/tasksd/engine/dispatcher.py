@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from tasksd.clock import Clock
 from tasksd.engine.ratelimit import Bucket, refill
-from tasksd.engine.retry import retry_delay, should_retry
+from tasksd.engine.retry import next_attempt_time
 from tasksd.model.errors import Code, TasksError
 from tasksd.model.names import QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState
@@ -292,14 +292,8 @@ class Dispatcher:
         if 200 <= reply.status < 300:
             return AttemptResult(now, reply.status, status, executed, None)
         config = task.retry_config or queue.retry_config
-        first = task.status.first_attempt.dispatch_time if task.status.first_attempt else None
-        attempts = task.status.dispatch_count
-        if not should_retry(config, attempts, first, now):
-            return AttemptResult(now, reply.status, status, executed, None)
-        delay = retry_delay(attempts, config)
-        if reply.retry_after_s is not None:
-            delay = max(delay, timedelta(seconds=min(reply.retry_after_s, 3600)))
-        return AttemptResult(now, reply.status, status, executed, now + delay)
+        retry_at = next_attempt_time(config, task.status, now, reply.retry_after_s)
+        return AttemptResult(now, reply.status, status, executed, retry_at)
 
 
 class _QueueWorker:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tasksd.model.errors import ResourceExhausted
+from tasksd.model.names import QueueName
+
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
@@ -30,3 +33,17 @@ def take(bucket: Bucket | None, now: datetime, *, rate: float, capacity: float) 
     if current.tokens >= 1.0:
         return True, Bucket(current.tokens - 1.0, current.updated)
     return False, current
+
+
+def take_lease_call(bucket: Bucket | None, now: datetime, *, rate: float, queue: QueueName) -> Bucket:
+    """The queue's LeaseTasks bucket (as stored, or None for a new one) after one call at
+    ``now``; it holds up to a second's worth of calls, and at least one.
+
+    Raises: ResourceExhausted when no call is left.
+    """
+    taken, after = take(bucket, now, rate=rate, capacity=max(rate, 1.0))
+    if not taken:
+        raise ResourceExhausted(
+            f"Too many LeaseTasks calls for {queue.path}: at most {rate:g} per second are allowed per queue."
+        )
+    return after

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from tasksd.model.queue import RetryConfig
+from tasksd.model.task import TaskStatus
 
 
 def retry_delay(failed_attempts: int, config: RetryConfig) -> timedelta:
@@ -35,3 +36,19 @@ def should_retry(config: RetryConfig, attempts: int, first_attempt: datetime | N
         return attempts_left
     time_left = first_attempt is not None and now - first_attempt < duration
     return attempts_left or time_left
+
+
+def next_attempt_time(
+    config: RetryConfig, status: TaskStatus, now: datetime, retry_after_s: float | None = None
+) -> datetime | None:
+    """When a task whose attempt (counted in ``status``) failed at ``now`` is tried again:
+    after the policy's delay, or the target's Retry-After (at most an hour) when longer;
+    None when it has no retries left."""
+    first = status.first_attempt.dispatch_time if status.first_attempt else None
+    attempts = status.dispatch_count
+    if not should_retry(config, attempts, first, now):
+        return None
+    delay = retry_delay(attempts, config)
+    if retry_after_s is not None:
+        delay = max(delay, timedelta(seconds=min(retry_after_s, 3600)))
+    return now + delay

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
+from urllib.parse import urlsplit, urlunsplit
 
 from tasksd.model.names import QueueName
 
@@ -143,3 +144,28 @@ class QueueStats:
     effective_execution_rate: float = 0.0
     failed_last_minute_count: int = 0
     """Attempts that ended in the last minute without a 2xx answer (no API field: the console's)."""
+
+
+def apply_uri_override(url: str, override: UriOverride | None) -> str:
+    """The task URL with the queue's override applied (ALWAYS unless IF_NOT_EXISTS)."""
+    if override is None:
+        return url
+    parts = urlsplit(url)
+    only_missing = override.enforce_mode is UriOverrideEnforceMode.IF_NOT_EXISTS
+    scheme = parts.scheme
+    if override.scheme is not None and not (only_missing and scheme):
+        scheme = override.scheme.value.lower()
+    host = parts.hostname or ""
+    if override.host is not None and not (only_missing and host):
+        host = override.host
+    port = parts.port
+    if override.port is not None and not (only_missing and port):
+        port = override.port or None
+    path = parts.path
+    if override.path is not None and not (only_missing and path):
+        path = override.path
+    query = parts.query
+    if override.query is not None and not (only_missing and query):
+        query = override.query
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((scheme, netloc, path, query, ""))

@@ -11,7 +11,6 @@ from typing import Any, Generic, TypeVar
 
 from tasksd.clock import Clock
 from tasksd.engine.dispatcher import Dispatcher
-from tasksd.engine.ratelimit import Bucket, take
 from tasksd.model.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -20,14 +19,15 @@ from tasksd.model.errors import (
     NotFound,
     QueueNotFound,
     QueueTombstoned,
-    ResourceExhausted,
     TasksError,
     settle,
 )
 from tasksd.model.iam import Policy
+from tasksd.model.leases import LeaseRequest
 from tasksd.model.location import Location
 from tasksd.model.names import LocationName, OperationName, ProjectName, QueueName, TaskName
-from tasksd.model.queue import HttpMethod, Queue, QueueKind, QueueState, QueueStats
+from tasksd.model.network import ANY_ADDRESS, TargetNetworks
+from tasksd.model.queue import HttpMethod, Queue, QueueKind, QueueState, QueueStats, apply_uri_override
 from tasksd.model.task import HttpRequest, PullMessage, Task
 from tasksd.observe.metrics import METRICS
 from tasksd.service import iam, leases
@@ -41,9 +41,7 @@ from tasksd.service.batches import (
 from tasksd.service.paging import check_page_size, make_token, read_token
 from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
 from tasksd.service.tasks import GENERATED_ID_TRIES, prepare_task
-from tasksd.store.base import Lease, LimitState, Store
-from tasksd.targets.http import apply_uri_override
-from tasksd.targets.network import ANY_ADDRESS, TargetNetworks
+from tasksd.store.base import Store
 
 T = TypeVar("T")
 
@@ -254,9 +252,7 @@ class TasksService:
         now, networks = self.clock.now(), self.settings.target_networks
         for tries_left in reversed(range(GENERATED_ID_TRIES)):
             try:
-                created = await self.store.insert_task(
-                    parent, lambda queue: prepare_task(queue, parent, task, now, networks), now
-                )
+                created = await self.store.insert_task(parent, prepare_task(parent, task, now, networks), now)
                 break
             except AlreadyExists:
                 # A generated id another node made too (see TaskIds): make a new one.
@@ -401,26 +397,7 @@ class TasksService:
         tag, oldest = leases.parse_lease_filter(filter_text)
         now = self.clock.now()
         rate = self.settings.lease_calls_per_second
-
-        def take_token(state: LimitState | None, at: datetime) -> LimitState:
-            bucket = Bucket(*state) if state is not None else None
-            taken, after = take(bucket, at, rate=rate, capacity=max(rate, 1.0))
-            if not taken:
-                raise ResourceExhausted(
-                    f"Too many LeaseTasks calls for {parent.path}: at most {rate:g} per second are "
-                    "allowed per queue."
-                )
-            return after.tokens, after.updated
-
-        lease = Lease(
-            now + length,
-            count,
-            leases.MAX_LEASE_REPLY_BYTES,
-            leases.check_leasable,
-            tag,
-            oldest,
-            take_token if rate > 0 else None,
-        )
+        lease = LeaseRequest(now + length, count, leases.MAX_LEASE_REPLY_BYTES, tag, oldest, rate)
         leased = await self.store.lease_tasks(parent, lease, now)
         METRICS.lease(parent.path, len(leased))
         if log.isEnabledFor(logging.DEBUG):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from tasksd.model.errors import FailedPrecondition, InvalidArgument
-from tasksd.model.queue import Queue, QueueKind, QueueState
+from tasksd.model.errors import InvalidArgument
 from tasksd.service.tasks import MAX_TAG_LENGTH
 
 MAX_LEASE_TASKS = 1000
@@ -56,16 +55,3 @@ def parse_lease_filter(text: str) -> tuple[str | None, bool]:
     if len(tag) >= MAX_TAG_LENGTH:
         raise InvalidArgument(f"The tag in filter must be less than {MAX_TAG_LENGTH} characters.")
     return tag, False
-
-
-def check_leasable(queue: Queue) -> None:
-    """Raises FailedPrecondition unless tasks can be leased from the queue now."""
-    if queue.kind is not QueueKind.PULL:
-        raise FailedPrecondition(
-            f"{queue.name.path} is not a pull queue: tasks can only be leased from pull queues."
-        )
-    if queue.state is not QueueState.RUNNING:
-        raise FailedPrecondition(
-            f"{queue.name.path} is {queue.state.value.lower()}: tasks cannot be leased until "
-            "the queue is resumed."
-        )

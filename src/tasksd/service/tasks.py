@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
 from dataclasses import replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from tasksd.clock import to_us
-from tasksd.model.errors import InvalidArgument
+from tasksd.model.admission import NewTask, Stage
+from tasksd.model.errors import InvalidArgument, TasksError
 from tasksd.model.names import QueueName
-from tasksd.model.queue import HttpMethod, Queue, QueueKind, with_host
+from tasksd.model.network import ANY_ADDRESS, TargetNetworks
+from tasksd.model.queue import HttpMethod, with_host
 from tasksd.model.task import AppEngineHttpRequest, HttpRequest, PullMessage, Task, TaskStatus
 from tasksd.service.queues import check_header, complete_retry_config
 from tasksd.targets.appengine import app_engine_user_agent
 from tasksd.targets.http import USER_AGENT as HTTP_USER_AGENT
-from tasksd.targets.http import apply_uri_override
-from tasksd.targets.network import ANY_ADDRESS, TargetNetworks
 
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 MAX_URL_LENGTH = 2083
@@ -49,13 +48,11 @@ class TaskIds:
 
     def __init__(self) -> None:
         self._last = 0
-        self._lock = threading.Lock()
 
     def next(self, now: datetime) -> str:
         candidate = self.BASE + max(to_us(now), 0) * 10_000 + secrets.randbelow(10_000)
-        with self._lock:  # stores may call prepare_task on their own threads
-            self._last = max(candidate, self._last + 1)
-            return str(self._last)
+        self._last = max(candidate, self._last + 1)
+        return str(self._last)
 
 
 new_task_id = TaskIds().next
@@ -63,59 +60,58 @@ GENERATED_ID_TRIES = 5
 
 
 def prepare_task(
-    queue: Queue, parent: QueueName, given: Task, now: datetime, networks: TargetNetworks = ANY_ADDRESS
-) -> Task:
-    """The task to store for a CreateTask request, validated against its queue and the
-    addresses ``networks`` lets tasks be sent to.
+    parent: QueueName, given: Task, now: datetime, networks: TargetNetworks = ANY_ADDRESS
+) -> NewTask:
+    """The task to store for a CreateTask request, validated as far as it can be without its
+    queue; the store checks the rest against the stored queue (``tasksd.model.admission``).
 
-    Raises:
-        InvalidArgument: a rule of the API is broken; the message names the field.
+    A broken rule is not raised here but carried in the answer, so that the store answers
+    QueueNotFound first and the queue's own checks keep their place among the others.
     """
-    if given.name is None:
-        name = parent.task(new_task_id(now))
-    elif given.name.queue_name != parent:
-        raise InvalidArgument(
-            f"The queue name from request ('{parent.path}') must be the same as the queue name in the "
-            f"named task ('{given.name.queue_name.path}')."
-        )
-    else:
-        name = given.name
-    schedule = given.schedule_time
-    if schedule is None or schedule < now:
-        schedule = now
-    elif schedule - now > MAX_SCHEDULE_AHEAD:
-        raise InvalidArgument(
-            f"task.schedule_time must be at most 30 days in the future, got {schedule.isoformat()}."
-        )
-    payload = given.payload
-    deadline = given.dispatch_deadline
-    if payload is None:
-        raise InvalidArgument(
-            "The task has no payload: set one of pull_message, app_engine_http_request or http_request."
-        )
-    if isinstance(payload, PullMessage):
-        if queue.kind is not QueueKind.PULL:
+    stage = Stage.BEFORE_KIND
+    try:
+        if given.name is None:
+            name = parent.task(new_task_id(now))
+        elif given.name.queue_name != parent:
             raise InvalidArgument(
-                f"task.pull_message can only be used in a pull queue; {parent.path} is a push queue."
+                f"The queue name from request ('{parent.path}') must be the same as the queue name in the "
+                f"named task ('{given.name.queue_name.path}')."
             )
-        _check_pull_message(payload)
-        if deadline is not None:
-            raise InvalidArgument("task.dispatch_deadline cannot be set on a pull task.")
-    else:
-        if queue.kind is QueueKind.PULL:
-            kind = "app_engine_http_request" if isinstance(payload, AppEngineHttpRequest) else "http_request"
+        else:
+            name = given.name
+        schedule = given.schedule_time
+        if schedule is None or schedule < now:
+            schedule = now
+        elif schedule - now > MAX_SCHEDULE_AHEAD:
             raise InvalidArgument(
-                f"task.{kind} cannot be used in a pull queue; {parent.path} accepts only pull_message tasks."
+                f"task.schedule_time must be at most 30 days in the future, got {schedule.isoformat()}."
             )
-        if isinstance(payload, AppEngineHttpRequest):
+        payload = given.payload
+        deadline = given.dispatch_deadline
+        if payload is None:
+            raise InvalidArgument(
+                "The task has no payload: set one of pull_message, app_engine_http_request or http_request."
+            )
+        stage = Stage.BEFORE_TARGET
+        if isinstance(payload, PullMessage):
+            _check_pull_message(payload)
+            if deadline is not None:
+                raise InvalidArgument("task.dispatch_deadline cannot be set on a pull task.")
+        elif isinstance(payload, AppEngineHttpRequest):
             payload = _check_app_engine_request(payload, parent.project)
             _check_deadline(deadline, APP_ENGINE_DEADLINE)
         else:
             payload = _check_http_request(payload)
-            _check_target_address(payload, queue, networks)
+            refusal = networks.literal_refusal(urlsplit(payload.url).hostname or "")
+            if refusal is not None:
+                raise InvalidArgument(f"task.http_request.url: {refusal}")
+            stage = Stage.LAST
             _check_deadline(deadline, HTTP_DEADLINE)
-    retry = complete_retry_config(given.retry_config) if given.retry_config is not None else None
-    return Task(
+        stage = Stage.LAST
+        retry = complete_retry_config(given.retry_config) if given.retry_config is not None else None
+    except TasksError as broken:
+        return NewTask(given, None, networks, broken, stage)
+    task = Task(
         name=name,
         payload=payload,
         schedule_time=schedule,
@@ -124,6 +120,7 @@ def prepare_task(
         dispatch_deadline=deadline,
         retry_config=retry,
     )
+    return NewTask(given, task, networks)
 
 
 def _check_pull_message(message: PullMessage) -> None:
@@ -241,25 +238,6 @@ def _check_http_request(request: HttpRequest) -> HttpRequest:
     headers = {k: v for k, v in request.headers.items() if k.lower() != "user-agent"}
     headers["User-Agent"] = HTTP_USER_AGENT
     return replace(request, http_method=method, headers=headers)
-
-
-def _check_target_address(request: HttpRequest, queue: Queue, networks: TargetNetworks) -> None:
-    """A URL naming an address that tasks may not be sent to is refused now (an attempt to a
-    host name is checked on the address it connects to)."""
-    refusal = networks.literal_refusal(urlsplit(request.url).hostname or "")
-    if refusal is not None:
-        raise InvalidArgument(f"task.http_request.url: {refusal}")
-    override = queue.http_target.uri_override if queue.http_target is not None else None
-    if override is not None and override.host:
-        try:
-            sent = urlsplit(apply_uri_override(request.url, override)).hostname or ""
-        except ValueError:
-            raise InvalidArgument(
-                f"The queue's http_target.uri_override.host {override.host[:100]!r} makes no valid URL."
-            ) from None
-        refusal = networks.literal_refusal(sent)
-        if refusal is not None:
-            raise InvalidArgument(f"The queue's http_target.uri_override.host: {refusal}")
 
 
 def _check_deadline(deadline: timedelta | None, bounds: tuple[timedelta, timedelta]) -> None:

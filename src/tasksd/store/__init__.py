@@ -1,5 +1,39 @@
-"""Persistence: the Store protocol and its backends. SQL lives in this package only."""
+"""Persistence: the Store protocol and its backends. SQL lives in this package only.
 
-from tasksd.store.base import Store, open_store
+``open_store`` opens the backend a ``--db`` URL names:
 
-__all__ = ["Store", "open_store"]
+- ``sqlite:///PATH`` — an SQLite file (the default, ``sqlite:///./tasksd.db``);
+- ``sqlite:///:memory:`` — an SQLite database in memory, gone when the server stops;
+- ``postgresql://user:pass@host:port/db`` — PostgreSQL, which several nodes can share.
+"""
+
+from tasksd.store.base import Store
+
+
+async def open_store(url: str) -> Store:
+    """Open the store ``url`` names (see the module docstring).
+
+    Raises: UnsupportedDatabase for any other URL.
+    """
+    store: Store
+    if url.startswith(("postgresql://", "postgres://")):
+        from tasksd.store.postgres import PostgresStore
+
+        store = PostgresStore(url)
+    elif url.startswith("sqlite://"):
+        from tasksd.store.sqlite import SqliteStore
+
+        store = SqliteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
+    else:
+        raise UnsupportedDatabase(
+            f"Unsupported --db URL {url!r}: use sqlite:///PATH, sqlite:///:memory: or postgresql://…"
+        )
+    await store.open()
+    return store
+
+
+class UnsupportedDatabase(ValueError):
+    """A --db URL that names no store backend."""
+
+
+__all__ = ["Store", "UnsupportedDatabase", "open_store"]

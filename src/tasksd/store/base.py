@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from tasksd.model.admission import NewTask
 from tasksd.model.errors import TasksError
 from tasksd.model.iam import Policy
+from tasksd.model.leases import LeaseRequest
 from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueStats
 from tasksd.model.task import AttemptResult, Task
@@ -24,29 +26,11 @@ It runs inside the store's transaction, so it sees and replaces the queue atomic
 TasksError it raises aborts the change and reaches the caller.
 """
 
-TaskMaker = Callable[[Queue], Task]
-"""Builds and validates a new task against its queue, inside the store's transaction, so
-that the queue it is checked against is the one it is added to."""
 
-
-LimitState = tuple[float, datetime]
-"""A token bucket as stored: (tokens, last refill time)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """What a LeaseTasks call asks of the store."""
-
-    until: datetime
-    max_tasks: int
-    max_bytes: int
-    check: Callable[[Queue], None]
-    """Raises when the stored queue cannot be leased from (push queue, paused, …)."""
-    tag: str | None = None
-    oldest_tag: bool = False
-    take_token: Callable[[LimitState | None, datetime], LimitState] | None = None
-    """Takes one token from the queue's LeaseTasks bucket (stored state, or None for a new
-    bucket) and returns the new state, or raises ResourceExhausted; None: no limit."""
+STATS_WINDOW_US = 60_000_000
+"""executedLastMinuteCount counts the attempts of this last stretch of time."""
+SWEEP_BATCH = 5000
+"""A sweep deletes at most this many tasks, and as many tombstones, at a time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +96,13 @@ class Store(Protocol):
     async def locations_in_use(self, project: str) -> list[str]:
         """Location ids holding at least one queue of ``project``, sorted."""
 
-    async def insert_task(self, queue: QueueName, make: TaskMaker, now: datetime) -> Task:
-        """Store the task ``make(stored_queue)`` returns; its name and times are set.
+    async def insert_task(self, queue: QueueName, new: NewTask, now: datetime) -> Task:
+        """Store the task ``admit(stored_queue, new)`` answers (``tasksd.model.admission``).
 
         Raises:
             QueueNotFound: the queue does not exist.
+            InvalidArgument: what ``admit`` raises (a rule the request broke).
             AlreadyExists: a live task or an unexpired tombstone has the same name.
-            TasksError: whatever ``make`` raises.
         """
 
     async def get_task(self, name: TaskName, now: datetime) -> Task:
@@ -136,8 +120,12 @@ class Store(Protocol):
         Raises: QueueNotFound, TaskTombstoned, TaskNotFound.
         """
 
-    async def lease_tasks(self, queue: QueueName, lease: Lease, now: datetime) -> list[Task]:
+    async def lease_tasks(self, queue: QueueName, lease: LeaseRequest, now: datetime) -> list[Task]:
         """Lease the queue's due tasks, oldest schedule time first.
+
+        The stored queue must be leasable (``model.leases.check_leasable``), and when
+        ``lease.calls_per_second`` is set the call takes a token from the queue's LeaseTasks
+        bucket, stored with the queue (``engine.ratelimit.take_lease_call``).
 
         Each leased task's schedule time becomes ``lease.until`` and its dispatch count grows
         by one. A due task already dispatched ``max_attempts`` times (the queue's retry
@@ -147,7 +135,8 @@ class Store(Protocol):
 
         Raises:
             QueueNotFound: the queue does not exist.
-            TasksError: whatever ``lease.check`` raises for the stored queue.
+            FailedPrecondition: the queue is not a running pull queue.
+            ResourceExhausted: no LeaseTasks call is left this second.
         """
 
     async def acknowledge_tasks(
@@ -239,28 +228,6 @@ class Store(Protocol):
         """
 
     async def sweep(self, now: datetime) -> int:
-        """Delete tasks past their queue's TTL and expired tombstones; return how many."""
-
-
-async def open_store(url: str) -> Store:
-    """Open the store a ``--db`` URL names: ``sqlite:///path``, ``sqlite:///:memory:`` or
-    ``postgresql://user:pass@host:port/db``."""
-    if url.startswith(("postgresql://", "postgres://")):
-        from tasksd.store.postgres import PostgresStore
-
-        postgres = PostgresStore(url)
-        await postgres.open()
-        return postgres
-    if url.startswith("sqlite://"):
-        from tasksd.store.sqlite import SqliteStore
-
-        store = SqliteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
-        await store.open()
-        return store
-    raise UnsupportedDatabase(
-        f"Unsupported --db URL {url!r}: use sqlite:///PATH, sqlite:///:memory: or postgresql://…"
-    )
-
-
-class UnsupportedDatabase(ValueError):
-    """A --db URL that names no store backend."""
+        """Delete tasks past their queue's TTL and expired tombstones (at most SWEEP_BATCH of
+        each), queue reservations and operations past their time, and attempt counts too old
+        for the statistics; return how many tasks and tombstones went."""

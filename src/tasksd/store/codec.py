@@ -43,6 +43,17 @@ def duration_us(value: timedelta) -> int:
     return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
 
 
+def ttls_us(queue: Queue) -> tuple[int, int]:
+    """(task TTL, tombstone TTL) of a stored queue (complete: both are set)."""
+    assert queue.task_ttl is not None and queue.tombstone_ttl is not None
+    return duration_us(queue.task_ttl), duration_us(queue.tombstone_ttl)
+
+
+def tombstone_until_us(queue: Queue, now: datetime) -> int:
+    """When the tombstone of a task of ``queue`` deleted at ``now`` ends."""
+    return to_us(now) + ttls_us(queue)[1]
+
+
 @dataclass(slots=True)
 class _Attempts:
     first: Attempt | None = None

@@ -27,6 +27,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from tasksd.engine.ratelimit import Bucket, take_lease_call
+from tasksd.model import attempts
+from tasksd.model.admission import NewTask, admit
 from tasksd.model.errors import (
     Aborted,
     AlreadyExists,
@@ -38,21 +41,19 @@ from tasksd.model.errors import (
     TasksError,
     TaskTombstoned,
 )
-from tasksd.model.iam import Policy
+from tasksd.model.iam import Policy, next_etag
+from tasksd.model.leases import LeaseRequest, attempts_exhausted, check_leasable, estimated_reply_bytes
 from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
-from tasksd.model.task import Attempt, PullMessage, Task
+from tasksd.model.task import PullMessage, Task
 from tasksd.observe.metrics import METRICS
 from tasksd.store import codec
-from tasksd.store.base import Claim, Finished, Lease, QueueChange, TaskMaker
+from tasksd.store.base import STATS_WINDOW_US, SWEEP_BATCH, Claim, Finished, QueueChange
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BATCH = 1024
-SWEEP_BATCH = 5000
-STATS_WINDOW_US = 60_000_000
-"""executedLastMinuteCount counts the attempts of this last stretch of time."""
 READERS = 4
 
 
@@ -296,12 +297,18 @@ class SqlStore:
                 queue = change(None)
                 conn.q(
                     "insert_queue",
-                    (name.project, name.location, name.queue, *_ttls(queue), codec.encode_queue(queue)),
+                    (
+                        name.project,
+                        name.location,
+                        name.queue,
+                        *codec.ttls_us(queue),
+                        codec.encode_queue(queue),
+                    ),
                 )
                 return queue
             old = codec.decode_queue(row[1])
             queue = change(old)
-            task_ttl_us, tombstone_ttl_us = _ttls(queue)
+            task_ttl_us, tombstone_ttl_us = codec.ttls_us(queue)
             conn.q("update_queue", (task_ttl_us, tombstone_ttl_us, codec.encode_queue(queue), row[0]))
             if queue.task_ttl != old.task_ttl:
                 conn.q("retime_tasks", (task_ttl_us, row[0]))
@@ -338,10 +345,10 @@ class SqlStore:
         def job(conn: Db) -> Queue:
             queue_id, config, _ = _queue_row(conn, name)
             queue = replace(codec.decode_queue(config), purge_time=now)
-            until = _tombstone_until(queue, now)
+            until = codec.tombstone_until_us(queue, now)
             conn.q("tombstone_all_tasks", (until, queue_id))
             conn.q("delete_all_tasks", (queue_id,))
-            conn.q("update_queue", (*_ttls(queue), codec.encode_queue(queue), queue_id))
+            conn.q("update_queue", (*codec.ttls_us(queue), codec.encode_queue(queue), queue_id))
             return queue
 
         return await self._write(job)
@@ -401,13 +408,13 @@ class SqlStore:
 
     # -- tasks -------------------------------------------------------------------------
 
-    async def insert_task(self, queue: QueueName, make: TaskMaker, now: datetime) -> Task:
+    async def insert_task(self, queue: QueueName, new: NewTask, now: datetime) -> Task:
         now_us = codec.to_us(now)
 
         def job(conn: Db) -> Task:
             queue_id, config, _ = _queue_row(conn, queue)
             stored = codec.decode_queue(config)
-            task = make(stored)
+            task = admit(stored, new)
             assert task.name is not None and task.schedule_time and task.create_time
             held = conn.q("get_tombstone", (queue_id, task.name.task)).fetchone()
             if held is not None and held[0] > now_us:
@@ -423,7 +430,7 @@ class SqlStore:
                     kind,
                     codec.to_us(task.schedule_time),
                     create_us,
-                    create_us + _ttls(stored)[0],
+                    create_us + codec.ttls_us(stored)[0],
                     tag,
                     task.status.dispatch_count,
                     task.status.response_count,
@@ -462,27 +469,27 @@ class SqlStore:
             deleted = conn.q("delete_task", (queue_id, name.task, codec.to_us(now)))
             if deleted.rowcount == 0:
                 raise _missing_task(conn, queue_id, name, now)
-            until = _tombstone_until(codec.decode_queue(config), now)
+            until = codec.tombstone_until_us(codec.decode_queue(config), now)
             conn.q("put_tombstone", (queue_id, name.task, until))
 
         await self._write(job, checks_first=True)
 
     # -- leases ------------------------------------------------------------------------
 
-    async def lease_tasks(self, queue: QueueName, lease: Lease, now: datetime) -> list[Task]:
+    async def lease_tasks(self, queue: QueueName, lease: LeaseRequest, now: datetime) -> list[Task]:
         now_us, until_us = codec.to_us(now), codec.to_us(lease.until)
 
         def job(conn: Db) -> list[Task]:
             queue_id, config, _ = _queue_row(conn, queue)
             stored = codec.decode_queue(config)
-            lease.check(stored)
-            if lease.take_token is not None:
+            check_leasable(stored)
+            if lease.calls_per_second > 0:
                 held = conn.q("get_lease_bucket", (queue_id,)).fetchone()
-                state = (float(held[0]), codec.from_us(held[1])) if held is not None else None
-                tokens, updated = lease.take_token(state, now)
-                conn.q("put_lease_bucket", (queue_id, tokens, codec.to_us(updated)))
+                bucket = Bucket(float(held[0]), codec.from_us(held[1])) if held is not None else None
+                bucket = take_lease_call(bucket, now, rate=lease.calls_per_second, queue=queue)
+                conn.q("put_lease_bucket", (queue_id, bucket.tokens, codec.to_us(bucket.updated)))
             max_attempts = stored.retry_config.max_attempts or -1
-            tombstone_until = _tombstone_until(stored, now)
+            tombstone_until = codec.tombstone_until_us(stored, now)
             tag = lease.tag
             if lease.oldest_tag:
                 oldest = conn.q("oldest_due_tag", (queue_id, now_us, now_us)).fetchone()
@@ -502,12 +509,12 @@ class SqlStore:
                 for row in rows:
                     row_id, task_id, dispatch_count, payload = row[0], row[1], row[5], row[7]
                     limit = codec.max_attempts(row[9], max_attempts) if row[9] else max_attempts
-                    if limit != -1 and dispatch_count >= limit:
+                    if attempts_exhausted(dispatch_count, limit):
                         conn.q("delete_task_by_id", (row_id,))
                         conn.q("put_tombstone", (queue_id, task_id, tombstone_until))
                         exhausted = True
                         continue
-                    size += _estimated_reply_bytes(task_id, payload)
+                    size += estimated_reply_bytes(task_id, payload)
                     if size > lease.max_bytes:
                         break
                     updates.append((until_us, row_id))
@@ -544,7 +551,7 @@ class SqlStore:
                     outcomes.append(error)
                     continue
                 if queue_id not in until:
-                    until[queue_id] = _tombstone_until(codec.decode_queue(config), now)
+                    until[queue_id] = codec.tombstone_until_us(codec.decode_queue(config), now)
                 tombstones.append((queue_id, name.task, until[queue_id]))
                 outcomes.append(None)
             conn.qmany("put_tombstone", tombstones)
@@ -619,7 +626,7 @@ class SqlStore:
                 key = (name.project, name.location, name.queue)
                 if key not in queues:
                     row = _find_queue(conn, name.queue_name)
-                    queues[key] = row and (row[0], _tombstone_until(codec.decode_queue(row[1]), now))
+                    queues[key] = row and (row[0], codec.tombstone_until_us(codec.decode_queue(row[1]), now))
                 found = queues[key]
                 if found is None:
                     continue
@@ -734,7 +741,7 @@ class SqlStore:
                     "There were concurrent policy changes. Please retry the whole "
                     "read-modify-write with exponential backoff."
                 )
-            new = replace(policy, etag=_next_etag(current.etag))
+            new = replace(policy, etag=next_etag(current.etag))
             conn.q("set_policy", (codec.encode_policy(new), queue_id))
             return new
 
@@ -754,15 +761,6 @@ class SqlStore:
             return removed
 
         return await self._write(job)
-
-
-def _ttls(queue: Queue) -> tuple[int, int]:
-    assert queue.task_ttl is not None and queue.tombstone_ttl is not None
-    return codec.duration_us(queue.task_ttl), codec.duration_us(queue.tombstone_ttl)
-
-
-def _tombstone_until(queue: Queue, now: datetime) -> int:
-    return codec.to_us(now) + _ttls(queue)[1]
 
 
 def _missing_task(conn: Db, queue_id: int, name: TaskName, now: datetime) -> Exception:
@@ -793,12 +791,9 @@ def _start(queue: QueueName, row: Any, now: datetime) -> tuple[Task, tuple[Any, 
     """The task in ``row`` (due_push_tasks columns) with an attempt started at ``now``, and
     the start_attempt parameters that record it."""
     task = codec.decode_task(queue, *row[1:])
-    status = task.status
-    if status.first_attempt is None:
-        status.first_attempt = Attempt(None, now)
-    status.last_attempt = Attempt(task.schedule_time, now)
-    status.dispatch_count += 1
-    return task, (codec.to_us(now), codec.encode_attempts(status), row[0])
+    assert task.schedule_time is not None
+    task.status = attempts.start_attempt(task.status, task.schedule_time, now)
+    return task, (codec.to_us(now), codec.encode_attempts(task.status), row[0])
 
 
 def _retry(conn: Db, queue_id: int, finished: Finished, started_us: int) -> None:
@@ -808,23 +803,6 @@ def _retry(conn: Db, queue_id: int, finished: Finished, started_us: int) -> None
     found = conn.q("attempt_row", (queue_id, name.task, started_us)).fetchone()
     if found is None:
         return  # deleted, purged or re-run meanwhile: this attempt no longer counts
-    task = codec.decode_task(name.queue_name, *found[1:])
-    status = task.status
-    last = status.last_attempt or Attempt()
-    status.last_attempt = Attempt(last.schedule_time, last.dispatch_time, result.response_time, result.status)
-    status.response_count += 1 if result.http_status != 0 else 0
-    status.execution_count += 1 if result.executed else 0
-    status.last_http_status = result.http_status
+    status = attempts.record_result(codec.decode_task(name.queue_name, *found[1:]).status, result)
     next_us = codec.to_us(result.next_schedule_time)
     conn.q("retry_task", (next_us, status.response_count, codec.encode_attempts(status), found[0]))
-
-
-def _estimated_reply_bytes(task_id: str, payload: bytes) -> int:
-    """About how many bytes a leased task takes in a reply (base64 payload, name, times)."""
-    return len(payload) * 4 // 3 + len(task_id) + 400
-
-
-def _next_etag(etag: bytes) -> bytes:
-    """Etags are an 8-byte big-endian counter: each write gets the next one."""
-    counter = int.from_bytes(etag, "big") if etag else 0
-    return (counter + 1).to_bytes(8, "big")

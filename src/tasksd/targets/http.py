@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
-from tasksd.model.queue import (
-    HttpMethod,
-    HttpTarget,
-    OAuthToken,
-    OidcToken,
-    Queue,
-    UriOverride,
-    UriOverrideEnforceMode,
-)
+from tasksd.model.queue import HttpMethod, HttpTarget, OAuthToken, OidcToken, Queue
+from tasksd.model.queue import apply_uri_override as apply_uri_override
 from tasksd.model.task import HttpRequest, Task
 from tasksd.targets.outbound import History, Outbound, without
 from tasksd.targets.tokens import TokenIssuer
@@ -23,31 +14,6 @@ _REPLACED = {"host", "content-length", "user-agent"}
 """Computed for each attempt. Tasks store ``User-Agent: Google-Cloud-Tasks`` (tasksd.service.tasks);
 it is set here too, over a queue's header overrides and for tasks stored before they did."""
 _RESERVED = ("x-cloudtasks-", "x-google-", "x-appengine-")
-
-
-def apply_uri_override(url: str, override: UriOverride | None) -> str:
-    """The task URL with the queue's override applied (ALWAYS unless IF_NOT_EXISTS)."""
-    if override is None:
-        return url
-    parts = urlsplit(url)
-    only_missing = override.enforce_mode is UriOverrideEnforceMode.IF_NOT_EXISTS
-    scheme = parts.scheme
-    if override.scheme is not None and not (only_missing and scheme):
-        scheme = override.scheme.value.lower()
-    host = parts.hostname or ""
-    if override.host is not None and not (only_missing and host):
-        host = override.host
-    port = parts.port
-    if override.port is not None and not (only_missing and port):
-        port = override.port or None
-    path = parts.path
-    if override.path is not None and not (only_missing and path):
-        path = override.path
-    query = parts.query
-    if override.query is not None and not (only_missing and query):
-        query = override.query
-    netloc = f"{host}:{port}" if port else host
-    return urlunsplit((scheme, netloc, path, query, ""))
 
 
 def http_outbound(task: Task, queue: Queue, history: History, tokens: TokenIssuer) -> Outbound:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tasksd.model.attempts import previous_http_status, retries_before
 from tasksd.model.task import Task
 
 
@@ -34,10 +35,8 @@ class History:
     def of(cls, task: Task) -> History:
         """The history of a task whose attempt has just been started."""
         assert task.name is not None and task.schedule_time is not None
-        status = task.status
-        retries = max(0, status.dispatch_count - 1)
-        previous = (status.last_http_status or 0) if retries else None
-        name = task.name
+        status, name = task.status, task.name
+        retries, previous = retries_before(status), previous_http_status(status)
         return cls(name.queue, name.task, retries, status.execution_count, task.schedule_time, previous)
 
     @property
