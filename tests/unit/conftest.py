@@ -1,64 +1,25 @@
-"""Unit fixtures: stores to run the contract suite against, a fake clock, a service."""
+"""Unit fixtures: an event loop, a fake clock, and a service on the reference memory store
+(the contract suite, test_store_contract.py, runs every backend without a server)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from tasksd.clock import FakeClock
 from tasksd.service import ServiceSettings, TasksService
-from tasksd.store.postgres import PostgresStore
-from tasksd.store.sqlite import SqliteStore
-from tasksd.store.sqlstore import SqlStore
-from tests.postgres import PostgresServer
+from tasksd.store.base import Store
+from tasksd.store.memory import MemoryStore
+from tests.stores import loop, run
 
-T = TypeVar("T")
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgres"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+__all__ = ["loop", "run"]  # fixtures shared with the PostgreSQL contract run
 
 
 @pytest.fixture
-def run(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
-    def run(awaitable: Awaitable[T]) -> T:
-        return loop.run_until_complete(awaitable)
-
-    return run
-
-
-@pytest.fixture
-def store(
-    store_kind: str,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    run: Callable[[Awaitable[object]], object],
-) -> Iterator[SqlStore]:
-    """Every backend in turn: the contract suite is one suite, run against each."""
-    store: SqlStore
-    if store_kind == "postgres":
-        store = PostgresStore(request.getfixturevalue("postgres_server").new_database())
-    else:
-        store = SqliteStore(str(tmp_path / "store.db") if store_kind == "sqlite-file" else ":memory:")
+def store(run: Callable[[Awaitable[object]], object]) -> Iterator[Store]:
+    """The memory store: the service and engine are tested on the reference backend."""
+    store = MemoryStore()
     run(store.open())
     yield store
     run(store.close())
@@ -70,5 +31,5 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def service(store: SqlStore, clock: FakeClock) -> TasksService:
+def service(store: Store, clock: FakeClock) -> TasksService:
     return TasksService(store, clock, ServiceSettings())

@@ -18,7 +18,7 @@ from tasksd.model.names import LocationName, QueueName
 from tasksd.model.queue import HttpTarget, Queue, QueueKind, RateLimits, RetryConfig
 from tasksd.model.task import HttpRequest, Task
 from tasksd.service import ServiceSettings, TasksService
-from tasksd.store.sqlite import SqliteStore
+from tasksd.store.memory import MemoryStore
 from tasksd.targets.appengine import AppEngineUrls
 from tasksd.targets.outbound import Outbound
 from tasksd.targets.sender import Reply
@@ -98,7 +98,7 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rigged() -> AsyncIterator[Rig]:
-    store = SqliteStore(":memory:")
+    store = MemoryStore()
     await store.open()
     clock, sender = FakeClock(), HoldingSender()
     dispatcher = Dispatcher(

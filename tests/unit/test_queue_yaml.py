@@ -53,12 +53,6 @@ queue:
 """
 
 
-@pytest.fixture(params=["sqlite-memory", "postgres"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    """Applying a file runs on both SQL backends (the parser needs no store)."""
-    return str(request.param)
-
-
 def test_entries_map_onto_queues_as_cloud_tasks_maps_them() -> None:
     entries = {e.queue_id: e for e in parse_queue_yaml(FILE).entries}
     foo, bar, pulled, held, plain = (entries[n] for n in ("fooqueue", "barqueue", "pulled", "held", "plain"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tasksd.engine.ratelimit import Bucket, take
+from tasksd.model.ratelimit import Bucket, take
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -1,11 +1,14 @@
-"""The Store contract, run against every backend (here: SQLite file and in-memory)."""
+"""The Store contract, one suite typed to ``Store``, run against every backend: here the
+memory store, an SQLite file and SQLite in memory; tests/integration/test_store_contract_postgres.py
+runs it on PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,21 +20,36 @@ from tasksd.model.errors import (
     FailedPrecondition,
     QueueNotFound,
     QueueTombstoned,
+    ResourceExhausted,
     TaskNotFound,
     TaskTombstoned,
 )
 from tasksd.model.iam import Binding, Policy
+from tasksd.model.leases import LeaseRequest
 from tasksd.model.names import LocationName, QueueName
 from tasksd.model.network import ANY_ADDRESS
-from tasksd.model.queue import Queue, QueueKind, QueueState, RateLimits
-from tasksd.model.task import AttemptResult, HttpRequest, PullMessage, ResponseStatus, Task
+from tasksd.model.queue import Queue, QueueKind, QueueState, RateLimits, RetryConfig
+from tasksd.model.task import Attempt, AttemptResult, HttpRequest, PullMessage, ResponseStatus, Task
 from tasksd.service.queues import complete_queue
-from tasksd.store.base import Finished
+from tasksd.store import UnsupportedDatabase, open_store
+from tasksd.store.base import Claim, Finished, Store
+from tasksd.store.memory import MemoryStore
 from tasksd.store.sqlite import SqliteStore
+from tests.stores import new_store
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 Q = QueueName("p", "l", "q")
+SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)
 Run = Callable[[Awaitable[Any]], Any]
+
+
+@pytest.fixture(params=["memory", "sqlite-file", "sqlite-memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, run: Run) -> Iterator[Store]:
+    """Every backend that needs no server, in turn."""
+    store = new_store(request.param, tmp_path)
+    run(store.open())
+    yield store
+    run(store.close())
 
 
 def make_queue(name: QueueName = Q, **changes: Any) -> Queue:
@@ -52,16 +70,16 @@ def new(task: Task) -> NewTask:
     return NewTask(task, task, ANY_ADDRESS)
 
 
-def add(store: SqliteStore, task: Task, now: datetime) -> Awaitable[Task]:
+def add(store: Store, task: Task, now: datetime) -> Awaitable[Task]:
     return store.insert_task(Q, new(task), now)
 
 
-def create(store: SqliteStore, run: Run, queue: Queue | None = None) -> Queue:
+def create(store: Store, run: Run, queue: Queue | None = None) -> Queue:
     queue = queue or make_queue()
     return run(store.put_queue(queue.name, lambda stored: queue, NOW))  # type: ignore[no-any-return]
 
 
-def test_queue_put_get_list(store: SqliteStore, run: Run) -> None:
+def test_queue_put_get_list(store: Store, run: Run) -> None:
     for queue_id in ("b", "a", "c"):
         create(store, run, make_queue(QueueName("p", "l", queue_id)))
     create(store, run, make_queue(QueueName("p", "other", "z")))
@@ -74,7 +92,7 @@ def test_queue_put_get_list(store: SqliteStore, run: Run) -> None:
         run(store.get_queue(QueueName("p", "l", "nope")))
 
 
-def test_put_queue_sees_stored_and_failures_change_nothing(store: SqliteStore, run: Run) -> None:
+def test_put_queue_sees_stored_and_failures_change_nothing(store: Store, run: Run) -> None:
     create(store, run)
     seen: list[Queue | None] = []
 
@@ -88,7 +106,7 @@ def test_put_queue_sees_stored_and_failures_change_nothing(store: SqliteStore, r
     assert run(store.get_queue(Q)) == make_queue()
 
 
-def test_deleted_queue_name_is_reserved_for_the_delay(store: SqliteStore, run: Run) -> None:
+def test_deleted_queue_name_is_reserved_for_the_delay(store: Store, run: Run) -> None:
     create(store, run)
     run(add(store, make_task("t"), NOW))
     run(store.delete_queue(Q, NOW, timedelta(seconds=60)))
@@ -102,7 +120,7 @@ def test_deleted_queue_name_is_reserved_for_the_delay(store: SqliteStore, run: R
     run(add(store, make_task("t"), NOW + timedelta(seconds=62)))
 
 
-def test_task_dedup_tombstones_and_ttl(store: SqliteStore, run: Run) -> None:
+def test_task_dedup_tombstones_and_ttl(store: Store, run: Run) -> None:
     create(store, run, make_queue(tombstone_ttl=timedelta(minutes=10), task_ttl=timedelta(hours=1)))
     run(add(store, make_task("a"), NOW))
     with pytest.raises(AlreadyExists):
@@ -124,7 +142,7 @@ def test_task_dedup_tombstones_and_ttl(store: SqliteStore, run: Run) -> None:
     assert run(store.sweep(expired)) >= 1
 
 
-def test_purge_and_stats(store: SqliteStore, run: Run) -> None:
+def test_purge_and_stats(store: Store, run: Run) -> None:
     create(store, run)
     for i in range(5):
         run(add(store, make_task(f"t{i}", NOW + timedelta(seconds=i)), NOW))
@@ -137,7 +155,7 @@ def test_purge_and_stats(store: SqliteStore, run: Run) -> None:
         run(add(store, make_task("t1"), NOW + timedelta(seconds=2)))
 
 
-def test_policy_etag(store: SqliteStore, run: Run) -> None:
+def test_policy_etag(store: Store, run: Run) -> None:
     create(store, run)
     assert run(store.get_policy(Q)) == Policy()
     first = run(store.set_policy(Q, Policy(bindings=[Binding("roles/viewer", ["user:a@b"])], etag=bytes(8))))
@@ -149,7 +167,7 @@ def test_policy_etag(store: SqliteStore, run: Run) -> None:
     assert run(store.set_policy(Q, Policy())).etag != second.etag  # no etag: unconditional
 
 
-def test_concurrent_writes_share_commits_and_fail_alone(store: SqliteStore, run: Run) -> None:
+def test_concurrent_writes_share_commits_and_fail_alone(store: Store, run: Run) -> None:
     create(store, run)
 
     async def many() -> list[Any]:
@@ -163,7 +181,7 @@ def test_concurrent_writes_share_commits_and_fail_alone(store: SqliteStore, run:
     assert sorted(t.name.task for t in stored) == sorted(f"t{i}" for i in range(300))
 
 
-def test_jobs_of_one_transaction_see_the_queue_changes_before_them(store: SqliteStore, run: Run) -> None:
+def test_jobs_of_one_transaction_see_the_queue_changes_before_them(store: Store, run: Run) -> None:
     create(store, run)
     http = Task(name=Q.task("h"), payload=HttpRequest(url="http://x"), schedule_time=NOW, create_time=NOW)
 
@@ -191,7 +209,7 @@ def test_jobs_of_one_transaction_see_the_queue_changes_before_them(store: Sqlite
     ]
 
 
-def test_round_trip_of_a_task(store: SqliteStore, run: Run) -> None:
+def test_round_trip_of_a_task(store: Store, run: Run) -> None:
     create(store, run)
     task = make_task("rt", NOW + timedelta(microseconds=123457), payload=bytes(range(256)))
     run(add(store, task, NOW))
@@ -211,7 +229,7 @@ def test_reopen_keeps_everything(tmp_path: Any, run: Run) -> None:
     run(second.close())
 
 
-def test_acknowledgements_of_one_call_succeed_or_fail_alone(store: SqliteStore, run: Run) -> None:
+def test_acknowledgements_of_one_call_succeed_or_fail_alone(store: Store, run: Run) -> None:
     create(store, run)
     for task_id in ("a", "b", "c"):
         run(add(store, make_task(task_id), NOW))
@@ -233,7 +251,7 @@ def test_acknowledgements_of_one_call_succeed_or_fail_alone(store: SqliteStore, 
             run(add(store, make_task(task_id), NOW))
 
 
-def test_operations_are_begun_once_and_forgotten_when_they_expire(store: SqliteStore, run: Run) -> None:
+def test_operations_are_begun_once_and_forgotten_when_they_expire(store: Store, run: Run) -> None:
     name = "projects/p/locations/l/operations/op"
     running, keep = timedelta(minutes=10), timedelta(days=1)
     assert run(store.get_operation(name, NOW)) is None
@@ -255,7 +273,7 @@ def test_operations_are_begun_once_and_forgotten_when_they_expire(store: SqliteS
     assert run(store.get_operation(name, NOW + keep + running)) is None
 
 
-def test_meta_values(store: SqliteStore, run: Run) -> None:
+def test_meta_values(store: Store, run: Run) -> None:
     assert run(store.get_meta("cmek/projects/p/locations/l")) is None
     run(store.put_meta("cmek/projects/p/locations/l", b"key-1"))
     run(store.put_meta("cmek/projects/p/locations/l", b"key-2"))
@@ -268,14 +286,16 @@ def _push_queue(name: QueueName, **changes: Any) -> Queue:
     return complete_queue(Queue(name=name, kind=QueueKind.PUSH, rate_limits=limits, **changes), None)
 
 
-def _answered(task: Task, at: datetime, status: int, again: datetime | None = None) -> Finished:
+def _answered(
+    task: Task, at: datetime, status: int, again: datetime | None = None, executed: bool = True
+) -> Finished:
     assert task.name is not None and task.status.last_attempt is not None
     started = task.status.last_attempt.dispatch_time
     assert started is not None
-    return Finished(task.name, started, AttemptResult(at, status, ResponseStatus(0), True, again))
+    return Finished(task.name, started, AttemptResult(at, status, ResponseStatus(0), executed, again))
 
 
-def test_stats_count_attempts_in_flight_and_of_the_last_minute(store: SqliteStore, run: Run) -> None:
+def test_stats_count_attempts_in_flight_and_of_the_last_minute(store: Store, run: Run) -> None:
     create(store, run, _push_queue(Q))
     for i in range(4):
         task = Task(
@@ -341,7 +361,7 @@ def test_stats_count_attempts_in_flight_and_of_the_last_minute(store: SqliteStor
     assert (late.executed_last_minute_count, late.concurrent_dispatches_count) == (0, 1)
 
 
-def test_stats_effective_rate_follows_the_owner_and_state(store: SqliteStore, run: Run) -> None:
+def test_stats_effective_rate_follows_the_owner_and_state(store: Store, run: Run) -> None:
     create(store, run, _push_queue(Q))
     assert run(store.queue_stats(Q, NOW)).effective_execution_rate == 10.0
     assert run(store.own_queue(Q, "node-a", NOW, timedelta(seconds=5), 0.5))
@@ -356,3 +376,236 @@ def test_stats_effective_rate_follows_the_owner_and_state(store: SqliteStore, ru
     assert run(store.queue_stats(Q, NOW)).effective_execution_rate == 0.0
     create(store, run, make_queue(QueueName("p", "l", "pull")))
     assert run(store.queue_stats(QueueName("p", "l", "pull"), NOW)).effective_execution_rate == 0.0
+
+
+def _pull(task_id: str, when: datetime, tag: str = "tag", payload: bytes = b"x") -> Task:
+    return Task(name=Q.task(task_id), payload=PullMessage(payload, tag), schedule_time=when, create_time=NOW)
+
+
+def _http(name: QueueName, task_id: str, when: datetime = NOW) -> Task:
+    task = Task(name=name.task(task_id), payload=HttpRequest(url="http://x"), schedule_time=when)
+    task.create_time = NOW
+    return task
+
+
+def _lease(until: datetime, max_tasks: int = 10, **changes: Any) -> LeaseRequest:
+    return LeaseRequest(until, max_tasks, 32 * 1024 * 1024, **changes)
+
+
+def test_lease_tasks_oldest_first_until_the_lease_ends(store: Store, run: Run) -> None:
+    create(store, run)
+    run(add(store, _pull("late", NOW + timedelta(hours=1)), NOW))
+    run(add(store, _pull("b", NOW - timedelta(seconds=1)), NOW))
+    run(add(store, _pull("a", NOW - timedelta(seconds=2)), NOW))
+    until = NOW + timedelta(minutes=1)
+    leased = run(store.lease_tasks(Q, _lease(until), NOW))
+    assert [(t.name.task, t.schedule_time, t.status.dispatch_count) for t in leased] == [
+        ("a", until, 1),
+        ("b", until, 1),
+    ]
+    assert run(store.get_task(Q.task("a"), NOW)) == leased[0]
+    assert run(store.lease_tasks(Q, _lease(until), NOW)) == []  # leased: not due until the lease ends
+    again = run(store.lease_tasks(Q, _lease(until + MINUTE, max_tasks=1), until))
+    assert [t.status.dispatch_count for t in again] == [2]
+
+
+def test_lease_tasks_by_tag_oldest_tag_and_reply_size(store: Store, run: Run) -> None:
+    create(store, run)
+    for i, tag in enumerate(["red", "blue", "red", "blue"]):
+        run(add(store, _pull(f"t{i}", NOW - timedelta(seconds=10 - i), tag, b"p" * 3000), NOW))
+    until = NOW + MINUTE
+    blue = run(store.lease_tasks(Q, _lease(until, tag="blue"), NOW))
+    assert [t.name.task for t in blue] == ["t1", "t3"]
+    oldest = run(store.lease_tasks(Q, _lease(until, oldest_tag=True), NOW))
+    assert [t.name.task for t in oldest] == ["t0", "t2"]  # red: t0's tag
+    assert run(store.lease_tasks(Q, _lease(until, oldest_tag=True), NOW)) == []  # nothing due
+    # A reply stops before its estimated size passes max_bytes (3000 bytes → about 4400 each).
+    later = until + timedelta(seconds=1)
+    small = run(store.lease_tasks(Q, LeaseRequest(later + MINUTE, 10, 9000), later))
+    assert len(small) == 2  # of the four, all leased until the same time
+
+
+def test_lease_tasks_deletes_tasks_out_of_attempts(store: Store, run: Run) -> None:
+    create(store, run, make_queue(retry_config=RetryConfig(max_attempts=1)))
+    run(add(store, _pull("once", NOW), NOW))
+    own = replace(_pull("twice", NOW), retry_config=RetryConfig(max_attempts=2))
+    run(add(store, own, NOW))
+    assert len(run(store.lease_tasks(Q, _lease(NOW + MINUTE), NOW))) == 2
+    later = NOW + 2 * MINUTE
+    assert [t.name.task for t in run(store.lease_tasks(Q, _lease(later + MINUTE), later))] == ["twice"]
+    with pytest.raises(TaskTombstoned):
+        run(store.get_task(Q.task("once"), later))
+    with pytest.raises(AlreadyExists):
+        run(add(store, _pull("once", later), later))
+
+
+def test_lease_tasks_checks_the_stored_queue_and_its_call_rate(store: Store, run: Run) -> None:
+    with pytest.raises(QueueNotFound):
+        run(store.lease_tasks(Q, _lease(NOW + MINUTE), NOW))
+    create(store, run, _push_queue(QueueName("p", "l", "push")))
+    with pytest.raises(FailedPrecondition, match="not a pull queue"):
+        run(store.lease_tasks(QueueName("p", "l", "push"), _lease(NOW + MINUTE), NOW))
+    create(store, run, make_queue(state=QueueState.PAUSED))
+    with pytest.raises(FailedPrecondition, match="paused"):
+        run(store.lease_tasks(Q, _lease(NOW + MINUTE), NOW))
+    run(store.put_queue(Q, lambda stored: make_queue(), NOW))
+    limited = _lease(NOW + MINUTE, calls_per_second=2.0)
+    run(store.lease_tasks(Q, limited, NOW))
+    run(store.lease_tasks(Q, limited, NOW))
+    with pytest.raises(ResourceExhausted, match="at most 2 per second"):
+        run(store.lease_tasks(Q, limited, NOW))
+    run(store.lease_tasks(Q, limited, NOW + timedelta(seconds=0.5)))  # one token came back
+    run(store.lease_tasks(Q, _lease(NOW + MINUTE), NOW))  # no limit asked: no token taken
+
+
+def test_reschedule_leased_task_needs_the_lease(store: Store, run: Run) -> None:
+    create(store, run)
+    run(add(store, _pull("a", NOW), NOW))
+    assert len(run(store.lease_tasks(Q, _lease(NOW + MINUTE), NOW))) == 1
+    with pytest.raises(FailedPrecondition, match="does not hold"):
+        run(store.reschedule_leased_task(Q.task("a"), NOW, NOW + 2 * MINUTE, NOW))
+    renewed = run(store.reschedule_leased_task(Q.task("a"), NOW + MINUTE, NOW + 5 * MINUTE, NOW))
+    assert renewed.schedule_time == NOW + 5 * MINUTE and renewed.status.dispatch_count == 1
+    assert run(store.get_task(Q.task("a"), NOW)) == renewed
+    cancelled = run(store.reschedule_leased_task(Q.task("a"), NOW + 5 * MINUTE, NOW, NOW))
+    assert cancelled.schedule_time == NOW
+    assert [t.name.task for t in run(store.lease_tasks(Q, _lease(NOW + MINUTE), NOW))] == ["a"]
+    with pytest.raises(TaskNotFound):
+        run(store.reschedule_leased_task(Q.task("never"), NOW, NOW, NOW))
+    run(store.delete_task(Q.task("a"), NOW))
+    with pytest.raises(TaskTombstoned):
+        run(store.reschedule_leased_task(Q.task("a"), NOW + MINUTE, NOW, NOW))
+    push = QueueName("p", "l", "push")
+    create(store, run, _push_queue(push))
+    run(store.insert_task(push, new(_http(push, "h")), NOW))
+    with pytest.raises(FailedPrecondition, match="not a pull task"):
+        run(store.reschedule_leased_task(push.task("h"), NOW, NOW, NOW))
+    with pytest.raises(QueueNotFound):
+        run(store.reschedule_leased_task(QueueName("p", "l", "gone").task("a"), NOW, NOW, NOW))
+
+
+def test_claim_tasks_starts_attempts_once_until_they_finish(store: Store, run: Run) -> None:
+    create(store, run, _push_queue(Q))
+    for task_id, when in (("t0", NOW), ("t1", NOW - timedelta(seconds=1)), ("later", NOW + 10 * SECOND)):
+        run(store.insert_task(Q, new(_http(Q, task_id, when)), NOW))
+    claim = run(store.claim_tasks(Q, 5, NOW))
+    assert claim.queue == run(store.get_queue(Q)) and claim.next_due == NOW + 10 * SECOND
+    assert [t.name.task for t in claim.tasks] == ["t1", "t0"]
+    first = claim.tasks[0]
+    assert first.status.dispatch_count == 1
+    assert first.status.first_attempt == Attempt(None, NOW)
+    assert first.status.last_attempt == Attempt(NOW - SECOND, NOW)
+    assert run(store.get_task(first.name, NOW)).status == first.status
+    # In flight: neither is claimed again, nor counts for the next due time.
+    again = run(store.claim_tasks(Q, 5, NOW + SECOND))
+    assert again.tasks == [] and again.next_due == NOW + 10 * SECOND
+    # Limit 0 answers the queue and the next due time alone.
+    assert run(store.claim_tasks(Q, 0, NOW + 20 * SECOND)).tasks == []
+    t1, t0 = claim.tasks
+    retry_at = NOW + 5 * SECOND
+    run(
+        store.finish_attempts(
+            [_answered(t0, NOW + SECOND, 200), _answered(t1, NOW + SECOND, 503, retry_at, executed=True)],
+            NOW + SECOND,
+        )
+    )
+    with pytest.raises(TaskTombstoned):
+        run(store.get_task(t0.name, NOW + SECOND))
+    retried = run(store.get_task(t1.name, NOW + SECOND))
+    assert retried.schedule_time == retry_at
+    assert (retried.status.response_count, retried.status.execution_count) == (1, 1)
+    assert retried.status.last_http_status == 503
+    assert retried.status.last_attempt == Attempt(NOW - SECOND, NOW, NOW + SECOND, ResponseStatus(0))
+    claim = run(store.claim_tasks(Q, 5, retry_at))
+    assert [t.name.task for t in claim.tasks] == ["t1"]
+    second = claim.tasks[0].status
+    assert second.dispatch_count == 2 and second.first_attempt == Attempt(None, NOW)
+    assert second.last_attempt == Attempt(retry_at, retry_at)
+    # An attempt that is no longer its task's (an older one) changes nothing.
+    run(store.finish_attempts([_answered(t1, retry_at, 200)], retry_at))
+    assert run(store.get_task(t1.name, retry_at)).status == second
+
+
+def test_claim_tasks_of_no_running_push_queue(store: Store, run: Run) -> None:
+    assert run(store.claim_tasks(Q, 5, NOW)) == Claim(None, [], None)
+    create(store, run, _push_queue(Q, state=QueueState.PAUSED))
+    run(store.insert_task(Q, new(_http(Q, "t")), NOW))
+    paused = run(store.claim_tasks(Q, 5, NOW))
+    assert paused == Claim(run(store.get_queue(Q)), [], None)
+    pull = QueueName("p", "l", "pull")
+    create(store, run, make_queue(pull))
+    assert run(store.claim_tasks(pull, 5, NOW)).tasks == []
+
+
+def test_start_attempt_runs_a_push_task_whatever_its_queue(store: Store, run: Run) -> None:
+    create(store, run, _push_queue(Q, state=QueueState.PAUSED))
+    run(store.insert_task(Q, new(_http(Q, "t", NOW + timedelta(hours=1))), NOW))
+    queue, task = run(store.start_attempt(Q.task("t"), NOW))
+    assert queue == run(store.get_queue(Q))
+    assert task.status.dispatch_count == 1 and task.status.last_attempt == Attempt(
+        NOW + timedelta(hours=1), NOW
+    )
+    assert run(store.get_task(Q.task("t"), NOW)).status == task.status
+    with pytest.raises(TaskNotFound):
+        run(store.start_attempt(Q.task("never"), NOW))
+    with pytest.raises(QueueNotFound):
+        run(store.start_attempt(QueueName("p", "l", "gone").task("t"), NOW))
+    pull = QueueName("p", "l", "pull")
+    create(store, run, make_queue(pull))
+    run(store.insert_task(pull, new(replace(make_task("p"), name=pull.task("p"))), NOW))
+    with pytest.raises(FailedPrecondition, match="pull task"):
+        run(store.start_attempt(pull.task("p"), NOW))
+    run(store.delete_task(Q.task("t"), NOW))
+    with pytest.raises(TaskTombstoned):
+        run(store.start_attempt(Q.task("t"), NOW))
+
+
+def test_own_queue_one_node_at_a_time_and_takeover_resends(store: Store, run: Run) -> None:
+    ttl = timedelta(seconds=5)
+    assert not run(store.own_queue(Q, "a", NOW, ttl))  # no such queue
+    create(store, run, _push_queue(Q))
+    run(store.insert_task(Q, new(_http(Q, "t")), NOW))
+    assert run(store.own_queue(Q, "a", NOW, ttl))
+    [claimed] = run(store.claim_tasks(Q, 5, NOW)).tasks
+    assert not run(store.own_queue(Q, "b", NOW + SECOND, ttl))  # a is alive
+    assert run(store.own_queue(Q, "a", NOW + SECOND, ttl))  # renewed: its attempt stays in flight
+    assert run(store.claim_tasks(Q, 5, NOW + SECOND)).tasks == []
+    assert not run(store.own_queue(Q, "b", NOW + 5 * SECOND, ttl))
+    # a's time ran out (renewed until NOW + 6s): b takes over and sends a's attempt again.
+    assert run(store.own_queue(Q, "b", NOW + 6 * SECOND, ttl))
+    [again] = run(store.claim_tasks(Q, 5, NOW + 6 * SECOND)).tasks
+    assert again.name == claimed.name and again.status.dispatch_count == 2
+    run(store.release_queue(Q, "a"))  # not a's any more: nothing happens
+    assert not run(store.own_queue(Q, "a", NOW + 7 * SECOND, ttl))
+    run(store.release_queue(Q, "b"))
+    assert run(store.own_queue(Q, "a", NOW + 7 * SECOND, ttl))
+    run(store.release_queue(QueueName("p", "l", "gone"), "a"))
+
+
+def test_queue_configs_and_task_ttl_changes(store: Store, run: Run) -> None:
+    assert run(store.queue_configs()) == []
+    created = [
+        create(store, run, make_queue(QueueName("p", loc, "q"), task_ttl=timedelta(hours=1))) for loc in "ab"
+    ]
+    assert sorted(run(store.queue_configs()), key=lambda q: q.name.path) == created
+    first = created[0].name
+    run(store.insert_task(first, new(replace(make_task("t"), name=first.task("t"))), NOW))
+    later = NOW + timedelta(minutes=90)
+    with pytest.raises(TaskNotFound):
+        run(store.get_task(first.task("t"), later))
+    # A longer task TTL applies to the tasks there already.
+    run(store.put_queue(first, lambda stored: replace(created[0], task_ttl=timedelta(hours=2)), NOW))
+    assert run(store.get_task(first.task("t"), later)).name == first.task("t")
+    assert run(store.get_or_add_meta("fresh", lambda: b"made")) == b"made"
+    assert run(store.get_or_add_meta("fresh", lambda: b"other")) == b"made"
+
+
+def test_open_store_opens_the_backend_a_url_names(tmp_path: Path, run: Run) -> None:
+    for url, kind in (("memory://", MemoryStore), ("sqlite:///:memory:", SqliteStore)):
+        opened = run(open_store(url))
+        assert isinstance(opened, kind)
+        create(opened, run)
+        assert run(opened.get_queue(Q)) == make_queue()
+        run(opened.close())
+    with pytest.raises(UnsupportedDatabase, match="memory://"):
+        run(open_store("mysql://nope"))

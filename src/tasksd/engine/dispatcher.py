@@ -24,11 +24,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from tasksd.clock import Clock
-from tasksd.engine.ratelimit import Bucket, refill
 from tasksd.engine.retry import next_attempt_time
 from tasksd.model.errors import Code, TasksError
 from tasksd.model.names import QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState
+from tasksd.model.ratelimit import Bucket, refill
 from tasksd.model.task import AppEngineHttpRequest, AttemptResult, HttpRequest, ResponseStatus, Task
 from tasksd.observe.metrics import METRICS
 from tasksd.store.base import Finished, Store

@@ -4,7 +4,9 @@
 
 - ``sqlite:///PATH`` — an SQLite file (the default, ``sqlite:///./tasksd.db``);
 - ``sqlite:///:memory:`` — an SQLite database in memory, gone when the server stops;
-- ``postgresql://user:pass@host:port/db`` — PostgreSQL, which several nodes can share.
+- ``postgresql://user:pass@host:port/db`` — PostgreSQL, which several nodes can share;
+- ``memory://`` — the reference store in plain Python (``store/memory.py``), for tests and
+  trials: nothing outlives the process, and no other node can share it.
 """
 
 from tasksd.store.base import Store
@@ -24,9 +26,14 @@ async def open_store(url: str) -> Store:
         from tasksd.store.sqlite import SqliteStore
 
         store = SqliteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
+    elif url == "memory://":
+        from tasksd.store.memory import MemoryStore
+
+        store = MemoryStore()
     else:
         raise UnsupportedDatabase(
-            f"Unsupported --db URL {url!r}: use sqlite:///PATH, sqlite:///:memory: or postgresql://…"
+            f"Unsupported --db URL {url!r}: use sqlite:///PATH, sqlite:///:memory:, postgresql://… "
+            "or memory://"
         )
     await store.open()
     return store

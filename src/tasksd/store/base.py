@@ -125,7 +125,7 @@ class Store(Protocol):
 
         The stored queue must be leasable (``model.leases.check_leasable``), and when
         ``lease.calls_per_second`` is set the call takes a token from the queue's LeaseTasks
-        bucket, stored with the queue (``engine.ratelimit.take_lease_call``).
+        bucket, stored with the queue (``model.ratelimit.take_lease_call``).
 
         Each leased task's schedule time becomes ``lease.until`` and its dispatch count grows
         by one. A due task already dispatched ``max_attempts`` times (the queue's retry

@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from tasksd.engine.ratelimit import Bucket, take_lease_call
 from tasksd.model import attempts
 from tasksd.model.admission import NewTask, admit
 from tasksd.model.errors import (
@@ -45,6 +44,7 @@ from tasksd.model.iam import Policy, next_etag
 from tasksd.model.leases import LeaseRequest, attempts_exhausted, check_leasable, estimated_reply_bytes
 from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
+from tasksd.model.ratelimit import Bucket, take_lease_call
 from tasksd.model.task import PullMessage, Task
 from tasksd.observe.metrics import METRICS
 from tasksd.store import codec
