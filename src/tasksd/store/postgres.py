@@ -10,7 +10,8 @@ from __future__ import annotations
 import psycopg
 
 from tasksd.store.sql import load_queries, migrations
-from tasksd.store.sqlstore import Db, Dialect, SqlStore
+from tasksd.store.sqlstore import SqlStore
+from tasksd.store.writer import Db, Dialect
 
 QUERIES = load_queries("postgres")
 _MIGRATION_LOCK = 7_731_001  # pg_advisory_xact_lock key of tasksd's schema migrations

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sqlite3
 
 from tasksd.store.sql import load_queries, migrations
-from tasksd.store.sqlstore import Db, Dialect, SqlStore
+from tasksd.store.sqlstore import SqlStore
+from tasksd.store.writer import Db, Dialect
 
 QUERIES = load_queries("sqlite")
 
