@@ -31,7 +31,7 @@ def protobuf_echo() -> Callable[[bytes], bytes]:
     import msgspec
     from google.cloud.tasks_v2beta2.types import cloudtasks
 
-    from tasksd.api import jsonpb
+    from tasksd.api.rest import jsonpb
 
     request_type = cloudtasks.CreateTaskRequest.pb()
     decode = msgspec.json.Decoder().decode

@@ -19,7 +19,7 @@ from google.protobuf import json_format
 
 from tasksd.api import v2, v2beta2, v2beta3
 from tasksd.api.authz import Guard
-from tasksd.api.cloudtasks import CloudTasksApi, Version
+from tasksd.api.cloudtasks import CloudTasksApi
 from tasksd.api.grpc.server import start_grpc
 from tasksd.api.locations import LocationsApi
 from tasksd.api.operations import OperationsApi
@@ -27,6 +27,7 @@ from tasksd.api.rest.app import Answer, Document, Page, RestApp, RestVersion
 from tasksd.api.rest.firebase import DEFAULT_FUNCTION_URL, FirebaseRoutes
 from tasksd.api.rest.protocol import http_protocol, raise_open_file_limit
 from tasksd.api.rpc import Rpc
+from tasksd.api.versions import Version
 from tasksd.auth.config import AuthConfig, read_auth_config
 from tasksd.auth.credentials import Authenticator
 from tasksd.auth.policy import Iam

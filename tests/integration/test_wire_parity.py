@@ -34,7 +34,7 @@ Left out, because only one wire can produce them (they are not errors of the ser
   test_queue_yaml.py. Nor are v2beta2's REST-only surface (its discovery document's batches, CMEK config and
   task-level retryConfig, which its published protobuf and so its gRPC service lack).
 
-Found by these tables (and fixed in tasksd.api.errors): a message that echoes a long input
+Found by these tables (and fixed in tasksd.api.status): a message that echoes a long input
 (a page token, a request_id, a filter) was sent whole over gRPC, where clients refuse trailers
 over 8 KiB, so gRPC callers got RESOURCE_EXHAUSTED "received metadata size exceeds …" where
 REST callers got the INVALID_ARGUMENT. Messages are now cut alike on both wires.

@@ -15,7 +15,7 @@ from google.protobuf import descriptor as d
 from google.protobuf import json_format, message_factory
 from google.protobuf.message import Message
 
-from tasksd.api import jsonpb
+from tasksd.api.rest import jsonpb
 from tasksd.server import VERSIONS
 
 ROUNDS = 40

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from google.cloud.tasks_v2beta2.types import cloudtasks, queue, task
 
-from tasksd.api.rest.params import parse, parse_selector, select
+from tasksd.api.rest.standard_params import parse, parse_selector, select
 from tasksd.model.errors import InvalidArgument, NotFound
 
 QUEUE_TYPE = queue.Queue.pb()

@@ -1,9 +1,9 @@
 """Authorization of every RPC: the permission each method needs, on which resource, checked
 before the method runs (so a denied call changes nothing).
 
-The transports authenticate a call and put its principal in ``CALLER``; ``Guard.wrap`` turns
-an RPC into one that refuses callers without the permission its discovery text names (or,
-where it names none, the one named after it in Google's list). A caller who may not see a
+The transports authenticate a call and put its principal in ``auth.credentials.CALLER``;
+``Guard.wrap`` turns an RPC into one that refuses callers without the permission its discovery
+text names (or, where it names none, the one named after it in Google's list). A caller who may not see a
 queue is PERMISSION_DENIED whether or not the queue exists, so existence does not leak.
 
 LIMITATIONS: Google publishes no permission for the pull methods; here LeaseTasks,
@@ -14,7 +14,6 @@ RenewLease and CancelLease need ``cloudtasks.tasks.run`` and AcknowledgeTask
 
 from __future__ import annotations
 
-import contextvars
 import functools
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,15 +22,13 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from tasksd.api.rpc import Rpc
+from tasksd.auth.credentials import CALLER
 from tasksd.auth.policy import LOCATION_TYPE, QUEUE_TYPE, Iam
 from tasksd.auth.roles import ACT_AS
 from tasksd.model.errors import PermissionDenied, QueueNotFound, TasksError, Unauthenticated
 from tasksd.model.iam import Policy
 from tasksd.model.names import QueueName, TaskName
 from tasksd.service import TasksService
-
-CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("tasksd_caller", default=None)
-"""The authenticated principal of the call being served (set by the transport)."""
 
 FULL_VIEW = "cloudtasks.tasks.fullView"
 _FULL = 2  # Task.View.FULL in every version
@@ -112,9 +109,9 @@ class Guard:
             response.permissions.extend(held)
             return response
 
-        many = rpc.many
-        if many is not None:
-            run_many = many
+        handle_many = rpc.handle_many
+        if handle_many is not None:
+            run_many = handle_many
 
             async def call_many(requests: list[Message]) -> list[Message | TasksError]:
                 principal = caller()
@@ -131,7 +128,7 @@ class Guard:
                 answers = iter(await run_many(allowed) if allowed else [])
                 return [next(answers) if outcome is None else outcome for outcome in outcomes]
 
-            return replace(rpc, handler=call, many=call_many)
+            return replace(rpc, handler=call, handle_many=call_many)
         return replace(rpc, handler=test_permissions if rpc.name == "TestIamPermissions" else call)
 
     async def authorize(

@@ -7,7 +7,8 @@ import time
 
 from google.protobuf.message import Message
 
-from tasksd.api.authz import CALLER, resource_of
+from tasksd.api.authz import resource_of
+from tasksd.auth.credentials import CALLER
 from tasksd.model.errors import TasksError
 from tasksd.observe import logs
 from tasksd.observe.metrics import METRICS

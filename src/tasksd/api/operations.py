@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from google.longrunning import operations_pb2
 
-from tasksd.api.cloudtasks import OPERATIONS
 from tasksd.api.rpc import Rpc
+from tasksd.api.versions import OPERATIONS
 from tasksd.model.names import OperationName
 from tasksd.service import TasksService
 

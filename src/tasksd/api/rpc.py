@@ -18,6 +18,13 @@ each: its reply, or the error it alone failed with."""
 
 @dataclass(frozen=True, slots=True)
 class Rpc:
+    """One RPC of one API version as the transports serve it: the gRPC service and method it
+    is, its request and response message types, and the handler that answers a request
+    message with a response message (or raises a TasksError). The gRPC server registers it
+    under ``service``/``name``; the REST app routes a discovery method to it and transcodes
+    JSON to ``request`` and ``response`` back. ``authz.Guard.wrap`` gives a copy whose
+    handlers authorize the caller first."""
+
     service: str
     """Full name of the gRPC service, e.g. google.cloud.tasks.v2beta2.CloudTasks."""
     name: str
@@ -29,5 +36,6 @@ class Rpc:
     rest: bool = True
     """False for an RPC of the gRPC surface only (v2beta2's published messages: REST serves
     the discovery document's)."""
-    many: ManyHandler | None = None
-    """For an RPC that many requests can share one store transaction (acknowledge)."""
+    handle_many: ManyHandler | None = None
+    """For an RPC whose requests can share one store transaction (acknowledge): runs the
+    inner requests of an HTTP batch for it together."""

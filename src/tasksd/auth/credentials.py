@@ -15,6 +15,7 @@ the same UNAUTHENTICATED error, so nothing tells a caller which principals exist
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
 import logging
 import time
@@ -35,6 +36,10 @@ MAX_SELF_SIGNED_LIFETIME_S = 3600
 LEEWAY_S = 60
 _CACHE_SIZE = 50_000
 
+
+CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("tasksd_caller", default=None)
+"""The authenticated principal of the call being served (set by the transport that
+authenticated it; None when authentication is off)."""
 
 Authenticate = Callable[["Credentials", tuple[str, ...]], Awaitable[str]]
 """What a transport calls with a request's credentials and the server's own URLs: the principal."""

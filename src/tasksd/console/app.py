@@ -3,8 +3,9 @@
 When the API enforces authentication (``RestApp.authenticate`` set), a console request carries
 the credential its browser stored at ``/console/signin`` in a session cookie (no Expires, so
 it is gone when the browser closes; HttpOnly; SameSite=Strict; Secure over TLS): it is
-authenticated exactly as an API request's would be, its principal put in ``authz.CALLER``, and
-every API call the page makes is then checked by IAM as that caller's. Without a valid one a
+authenticated exactly as an API request's would be, its principal put in
+``auth.credentials.CALLER``, and every API call the page makes is then checked by IAM as that
+caller's. Without a valid one a
 page shows no data and redirects to the sign-in page.
 
 Every POST must carry the per-browser CSRF token its form was rendered with (a SameSite=Strict
@@ -27,8 +28,7 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, unquote
 
-from tasksd.api.authz import CALLER
-from tasksd.auth.credentials import Authenticate, Credentials
+from tasksd.auth.credentials import CALLER, Authenticate, Credentials
 from tasksd.console import pages
 from tasksd.console.client import Api, Client
 from tasksd.console.history import History

@@ -18,11 +18,10 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from tasksd.api.authz import CALLER
-from tasksd.api.errors import status_pb, wire_message
 from tasksd.api.observed import record
 from tasksd.api.rpc import Rpc
-from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
+from tasksd.api.status import status_pb, wire_message
+from tasksd.auth.credentials import CALLER, Authenticate, Credentials, bearer_token
 from tasksd.model.errors import Cancelled, Code, Internal, InvalidArgument, TasksError
 
 log = logging.getLogger(__name__)
@@ -132,7 +131,16 @@ async def start_grpc(
 ) -> grpc.aio.Server:
     """A started gRPC server on ``host:port`` serving ``rpcs``, health and reflection; with
     ``authenticate``, every call of ``rpcs`` is authenticated first (health and reflection
-    stay open); with ``tls``, over TLS."""
+    stay open); with ``tls``, over TLS.
+
+    Each RPC whose ``Rpc.grpc`` is set is registered under its service and name with the
+    request's own deserializer (bytes that are no such message are INVALID_ARGUMENT); a
+    TasksError aborts the call with the status code of the same name, its message cut as
+    ``api/status.py`` says and its details in ``grpc-status-details-bin``.
+
+    Raises:
+        OSError: the port cannot be bound.
+    """
     services: dict[str, list[Rpc]] = defaultdict(list)
     for rpc in rpcs:
         if rpc.grpc:

@@ -1,16 +1,17 @@
 """The REST surface: an ASGI app that transcodes HTTP/JSON into RPC request messages.
 
 Path parameters, query parameters and the JSON body are merged into the RPC's request
-message with the compiled codec of ``api/jsonpb.py`` (which hands unusual input to
+message with the compiled codec of ``api/rest/jsonpb.py`` (which hands unusual input to
 ``json_format``, so unknown fields, bad enums and malformed values are rejected with the
 field named, in json_format's words), the RPC runs, and its reply is rendered as proto3
 JSON — enums as numbers when the client asks ``$alt=json;enum-encoding=int``, as the gapic
 REST transport does, and as names otherwise. With ``authenticate`` (auth enforced), every API
 request, a batch with all its parts, is authenticated first and its principal put in
-``authz.CALLER``; health, discovery, the OIDC documents and the token endpoint stay open.
+``auth.credentials.CALLER``; health, discovery, the OIDC documents and the token endpoint
+stay open.
 
-The standard parameters (``api/rest/params.py``): ``fields`` filters a successful reply with
-Google's partial-response selector (checked against the response type first: a malformed or
+The standard parameters (``api/rest/standard_params.py``): ``fields`` filters a successful
+reply with Google's partial-response selector (checked against the response type first: a malformed or
 unknown selector is INVALID_ARGUMENT and the method does not run; errors are never filtered);
 ``prettyPrint=true`` indents the JSON, ``false`` or absent answers compact JSON (Google's
 default is pretty; compact is kept because it is faster and no client cares);
@@ -46,17 +47,15 @@ import msgspec
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-from tasksd.api import jsonpb
-from tasksd.api.authz import CALLER
-from tasksd.api.errors import rest_error
 from tasksd.api.observed import record
-from tasksd.api.rest import params
+from tasksd.api.rest import jsonpb, standard_params
 from tasksd.api.rest.batch import BATCH_PATHS, JSON_CONTENT_TYPE, parse_batch, render_batch
 from tasksd.api.rest.bodies import parse_into, read_json
+from tasksd.api.rest.errors import rest_error
 from tasksd.api.rest.firebase import FirebaseRoutes
 from tasksd.api.rest.routes import Route, Router, build_routes, load_discovery
 from tasksd.api.rpc import Rpc
-from tasksd.auth.credentials import Authenticate, Credentials, bearer_token
+from tasksd.auth.credentials import CALLER, Authenticate, Credentials, bearer_token
 from tasksd.console import Console
 from tasksd.console.pages import Failures
 from tasksd.model.errors import (
@@ -121,7 +120,13 @@ class RestVersion:
 
 
 class RestApp:
-    """The ASGI application serving every registered version, /healthz and discovery docs."""
+    """The ASGI application of the HTTP port: every registered version's REST methods (routed
+    by their discovery documents to the ``Rpc`` each names), HTTP batches of them, /healthz,
+    the discovery documents, and what is mounted beside the API: the OIDC and token
+    endpoints (``documents``, ``forms``), firebase-admin's task-queue routes, the operator's
+    pages (/metrics) and the web console. Every API failure is answered as a
+    ``google.rpc.Status`` body (``api/rest/errors.py``), never a traceback; ``respond`` runs
+    one API request in-process (the console's calls)."""
 
     def __init__(
         self,
@@ -218,7 +223,9 @@ class RestApp:
         alone: list[tuple[int, _Call]] = []
         for index, call in enumerate(calls):
             if isinstance(call, _Call):
-                (together.setdefault(id(call.rpc), []) if call.rpc.many else alone).append((index, call))
+                (together.setdefault(id(call.rpc), []) if call.rpc.handle_many else alone).append(
+                    (index, call)
+                )
 
         async def run_together(group: list[tuple[int, _Call]]) -> None:
             answers = await _run_together([call for _, call in group])
@@ -244,7 +251,7 @@ class RestApp:
     ) -> _Call | Answer:
         """The RPC call a request makes, or the error reply it gets (``content_type``: the
         request's, which a raw HttpBody body keeps)."""
-        fmt: params.Format | None = None
+        fmt: standard_params.Format | None = None
         started = time.perf_counter()
         name = "unknown"  # no RPC's URL
         try:
@@ -256,14 +263,14 @@ class RestApp:
             name = rpc.name if rpc is not None else route.method_id
             if rpc is None:
                 raise Unimplemented(f"{route.method_id} is not implemented in tasksd yet.")
-            ints, fields, system = _query(route, query_string)
+            enums_as_ints, fields, system = _query(route, query_string)
             if system is not None:
-                fmt = params.parse(system, ints, rpc.response)
+                fmt = standard_params.parse(system, enums_as_ints, rpc.response)
                 if in_batch and (fmt.proto or fmt.callback is not None):
                     fmt = None
                     raise InvalidArgument("alt=proto and callback are not supported inside a batch.")
             request = _build_request(rpc, route, path_params, fields, body, content_type)
-            return _Call(rpc, request, ints, fmt, started)
+            return _Call(rpc, request, enums_as_ints, fmt, started)
         except TasksError as error:
             record(name, "rest", started, error, None)
             return _error(error, fmt or _lenient_format(query_string, in_batch))
@@ -314,9 +321,9 @@ def _camel(name: str) -> str:
 class _Call:
     rpc: Rpc
     request: Message
-    ints: bool
+    enums_as_ints: bool
     """Whether the client asked for enums as numbers ($alt=json;enum-encoding=int)."""
-    fmt: params.Format | None = None
+    fmt: standard_params.Format | None = None
     """The standard parameters' rendering, when the request names any."""
     started: float = 0.0
     """When the request was read (time.perf_counter)."""
@@ -329,7 +336,7 @@ async def _run(call: _Call) -> Answer:
         response = await call.rpc.handler(call.request)
         error = None
         if fmt is None:
-            return 200, _json(response, call.ints), JSON_CONTENT_TYPE
+            return 200, _json(response, call.enums_as_ints), JSON_CONTENT_TYPE
         return 200, fmt.reply(response), fmt.content_type
     except TasksError as exc:
         error = exc
@@ -345,9 +352,9 @@ async def _run(call: _Call) -> Answer:
 async def _run_together(calls: list[_Call]) -> list[Answer]:
     """Calls of one RPC that has a handler for many requests: one call of it."""
     rpc = calls[0].rpc
-    assert rpc.many is not None
+    assert rpc.handle_many is not None
     try:
-        outcomes: list[Message | TasksError] = await rpc.many([call.request for call in calls])
+        outcomes: list[Message | TasksError] = await rpc.handle_many([call.request for call in calls])
     except Exception:  # a bug: log it, never show a traceback to the caller
         log.exception("unhandled error in %s", rpc.name)
         outcomes = [Internal()] * len(calls)
@@ -362,17 +369,17 @@ def _outcome(outcome: Message | TasksError, call: _Call) -> Answer:
     if isinstance(outcome, TasksError):
         return _error(outcome, call.fmt)
     if call.fmt is None:
-        return 200, _json(outcome, call.ints), JSON_CONTENT_TYPE
+        return 200, _json(outcome, call.enums_as_ints), JSON_CONTENT_TYPE
     return 200, call.fmt.reply(outcome), call.fmt.content_type
 
 
-def _error(error: TasksError, fmt: params.Format | None) -> Answer:
+def _error(error: TasksError, fmt: standard_params.Format | None) -> Answer:
     if fmt is None:
         return (*rest_error(error), JSON_CONTENT_TYPE)
     return (*fmt.error(error), fmt.content_type)
 
 
-def _lenient_format(query_string: bytes, in_batch: bool) -> params.Format | None:
+def _lenient_format(query_string: bytes, in_batch: bool) -> standard_params.Format | None:
     """How to render an error met before the request's parameters were read: their error
     format, pretty printing and JSONP or binary reply, when those are valid, else the default."""
     if not query_string or not any(
@@ -382,10 +389,10 @@ def _lenient_format(query_string: bytes, in_batch: bool) -> params.Format | None
     system = {
         key: value
         for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-        if key in params.PARAMS and key != "fields"
+        if key in standard_params.PARAMS and key != "fields"
     }
     try:
-        fmt = params.parse(system, False, None)
+        fmt = standard_params.parse(system, False, None)
     except TasksError:
         return None
     if in_batch and (fmt.proto or fmt.callback is not None):
@@ -393,22 +400,22 @@ def _lenient_format(query_string: bytes, in_batch: bool) -> params.Format | None
     return fmt
 
 
-def _json(response: Message, ints: bool) -> bytes:
+def _json(response: Message, enums_as_ints: bool) -> bytes:
     if response.ByteSize() == 0:  # no field set (Empty, acknowledge): proto3 JSON is {}
         return b"{}"
-    return jsonpb.to_json(response, ints)
+    return jsonpb.to_json(response, enums_as_ints)
 
 
 def _query(route: Route, query_string: bytes) -> tuple[bool, dict[str, Any], dict[str, str] | None]:
     """(enums as numbers?, request fields, the standard parameters named if any) of a
     request's query string (``alt=json``, which every discovery client sends, is left out)."""
     query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True) if query_string else []
-    ints = False
+    enums_as_ints = False
     fields: dict[str, Any] = {}
     system: dict[str, str] | None = None
     for key, value in query:
         if key == "$alt":
-            ints = "enum-encoding=int" in value
+            enums_as_ints = "enum-encoding=int" in value
             if not value.startswith("json"):
                 system = system or {}
                 system["alt"] = value.partition(";")[0]
@@ -417,7 +424,7 @@ def _query(route: Route, query_string: bytes) -> tuple[bool, dict[str, Any], dic
                 system = system or {}
                 system["alt"] = value
         elif key.startswith("$") or key in _SYSTEM_PARAMS:
-            if key in params.PARAMS:
+            if key in standard_params.PARAMS:
                 system = system or {}
                 if key == "fields" and key in system:
                     value = f"{system[key]},{value}"
@@ -436,13 +443,13 @@ def _query(route: Route, query_string: bytes) -> tuple[bool, dict[str, Any], dic
                 fields.setdefault(name, []).append(value)
             else:
                 fields[name] = value
-    return ints, fields, system
+    return enums_as_ints, fields, system
 
 
 def _build_request(
     rpc: Rpc,
     route: Route,
-    params: dict[str, str],
+    path_params: dict[str, str],
     query: dict[str, Any],
     body: bytes,
     content_type: str = "",
@@ -467,7 +474,7 @@ def _build_request(
             body_target.SetInParent()
     if query:
         parse_into(query, request)
-    for name, value in params.items():
+    for name, value in path_params.items():
         field = _field(request.DESCRIPTOR, name)
         holder = request if field is not None else body_target
         setattr(holder, field or _field(body_target.DESCRIPTOR, name) or name, value)

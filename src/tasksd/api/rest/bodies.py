@@ -9,7 +9,7 @@ import msgspec
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from tasksd.api import jsonpb
+from tasksd.api.rest import jsonpb
 from tasksd.model.errors import InvalidArgument
 
 _decode_json = msgspec.json.Decoder().decode

@@ -29,11 +29,11 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tasksd.api import jsonpb
-from tasksd.api.errors import rest_error
+from tasksd.api.common_mapping import http_target_of
+from tasksd.api.rest import jsonpb
 from tasksd.api.rest.bodies import parse_into, read_json
+from tasksd.api.rest.errors import rest_error
 from tasksd.api.rpc import Rpc
-from tasksd.api.shared import http_target_of
 from tasksd.model.errors import AlreadyExists, Code, Internal, InvalidArgument, TasksError
 from tasksd.targets.http import apply_uri_override
 

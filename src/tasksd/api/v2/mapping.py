@@ -17,15 +17,13 @@ from google.cloud.tasks_v2.types import queue as queue_types
 from google.cloud.tasks_v2.types import task as task_types
 from google.protobuf.message import Message
 
-from tasksd.api import protobuf as pbx
-from tasksd.api import shared
+from tasksd.api import common_mapping, protobuf_util
 from tasksd.model.errors import InvalidArgument
 from tasksd.model.names import QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueStats, RateLimits, RetryConfig
 from tasksd.model.task import AppEngineHttpRequest, HttpRequest, PullMessage, Task, TaskView
 
 DEFAULT_DISPATCH_DEADLINE = timedelta(minutes=10)
-OUTPUT_ONLY_QUEUE_PATHS = {"name", "state", "purge_time", "stats"}
 FIELD_NAMES = {
     "relative_url": "relative_uri",
     "logging_sampling_ratio": "stackdriver_logging_config.sampling_ratio",
@@ -65,7 +63,8 @@ class Shape:
 V2 = Shape(queue_types.Queue.pb(), task_types.Task.pb())
 
 
-def shows(shape: Shape, queue: Queue) -> bool:
+def sees_queue(shape: Shape, queue: Queue) -> bool:
+    """Whether a version of this shape can see the queue at all (v2 has no pull queues)."""
     return shape.pull or queue.kind is not QueueKind.PULL
 
 
@@ -78,14 +77,14 @@ def retry_config_from_pb(message: Message, field: str) -> RetryConfig:
     return RetryConfig(
         max_attempts=attempts or None,
         max_doublings=message.max_doublings or None,
-        **shared.retry_durations_of(message, field),  # type: ignore[arg-type]
+        **common_mapping.retry_durations_of(message, field),  # type: ignore[arg-type]
     )
 
 
 def set_retry_config(target: Message, config: RetryConfig) -> None:
     target.SetInParent()
     target.max_attempts = config.max_attempts or 0
-    shared.set_retry_durations(target, config)
+    common_mapping.set_retry_durations(target, config)
     target.max_doublings = config.max_doublings or 0
 
 
@@ -101,18 +100,22 @@ def queue_from_pb(shape: Shape, message: Message, name: QueueName) -> Queue:
     return Queue(
         name=name,
         kind=kind,
-        app_engine_routing_override=shared.routing_of(holder.app_engine_routing_override)
+        app_engine_routing_override=common_mapping.routing_of(holder.app_engine_routing_override)
         if has_holder and holder.HasField("app_engine_routing_override")
         else None,
-        http_target=shared.http_target_of(message.http_target) if message.HasField("http_target") else None,
+        http_target=common_mapping.http_target_of(message.http_target)
+        if message.HasField("http_target")
+        else None,
         rate_limits=RateLimits(
             limits.max_dispatches_per_second or None,
             limits.max_burst_size or None,
             limits.max_concurrent_dispatches or None,
         ),
         retry_config=retry_config_from_pb(message.retry_config, "queue.retry_config"),
-        task_ttl=pbx.optional_duration(message, "task_ttl", "queue.task_ttl") if shape.ttls else None,
-        tombstone_ttl=pbx.optional_duration(message, "tombstone_ttl", "queue.tombstone_ttl")
+        task_ttl=protobuf_util.optional_duration(message, "task_ttl", "queue.task_ttl")
+        if shape.ttls
+        else None,
+        tombstone_ttl=protobuf_util.optional_duration(message, "tombstone_ttl", "queue.tombstone_ttl")
         if shape.ttls
         else None,
         logging_sampling_ratio=message.stackdriver_logging_config.sampling_ratio
@@ -129,25 +132,25 @@ def queue_to_pb(shape: Shape, queue: Queue, stats: QueueStats | None = None) -> 
         getattr(message, shape.routing_holder).SetInParent()
     if queue.app_engine_routing_override is not None:
         holder = getattr(message, shape.routing_holder) if shape.routing_holder else message
-        shared.set_routing(holder.app_engine_routing_override, queue.app_engine_routing_override)
+        common_mapping.set_routing(holder.app_engine_routing_override, queue.app_engine_routing_override)
     if queue.http_target is not None:
-        shared.set_http_target(message.http_target, queue.http_target)
+        common_mapping.set_http_target(message.http_target, queue.http_target)
     limits = queue.rate_limits
     message.rate_limits.max_dispatches_per_second = limits.max_dispatches_per_second or 0.0
     message.rate_limits.max_burst_size = limits.max_burst_size or 0
     message.rate_limits.max_concurrent_dispatches = limits.max_concurrent_dispatches or 0
     set_retry_config(message.retry_config, queue.retry_config)
     if queue.purge_time is not None:
-        pbx.set_timestamp(message.purge_time, queue.purge_time)
+        protobuf_util.set_timestamp(message.purge_time, queue.purge_time)
     if queue.logging_sampling_ratio is not None:
         message.stackdriver_logging_config.sampling_ratio = queue.logging_sampling_ratio
     if shape.ttls:
         if queue.task_ttl is not None:
-            pbx.set_duration(message.task_ttl, queue.task_ttl)
+            protobuf_util.set_duration(message.task_ttl, queue.task_ttl)
         if queue.tombstone_ttl is not None:
-            pbx.set_duration(message.tombstone_ttl, queue.tombstone_ttl)
+            protobuf_util.set_duration(message.tombstone_ttl, queue.tombstone_ttl)
     if shape.stats and stats is not None:
-        shared.set_stats(message.stats, stats)
+        common_mapping.set_stats(message.stats, stats)
     return message
 
 
@@ -156,7 +159,7 @@ def queue_mask_paths(shape: Shape, paths: list[str]) -> list[str]:
         return shape.all_queue_paths
     out: list[str] = []
     for path in paths:
-        shared.reject_output_only(path, OUTPUT_ONLY_QUEUE_PATHS)
+        common_mapping.reject_output_only(path)
         head = path.split(".")[0]
         mapped: tuple[str, ...] = (path,)
         if head == "stackdriver_logging_config":
@@ -178,16 +181,20 @@ def task_from_pb(shape: Shape, message: Message, parent: QueueName) -> Task:
     which = message.WhichOneof(shape.payload_oneof)
     payload: AppEngineHttpRequest | HttpRequest | PullMessage | None = None
     if which == "app_engine_http_request":
-        payload = shared.app_engine_request_of(message.app_engine_http_request, "relative_uri", "body")
+        payload = common_mapping.app_engine_request_of(
+            message.app_engine_http_request, "relative_uri", "body"
+        )
     elif which == "http_request":
-        payload = shared.http_request_of(message.http_request)
+        payload = common_mapping.http_request_of(message.http_request)
     elif which == "pull_message":
         payload = PullMessage(message.pull_message.payload, message.pull_message.tag)
     return Task(
         name=name,
         payload=payload,
-        schedule_time=pbx.optional_timestamp(message, "schedule_time", "task.schedule_time"),
-        dispatch_deadline=pbx.optional_duration(message, "dispatch_deadline", "task.dispatch_deadline"),
+        schedule_time=protobuf_util.optional_timestamp(message, "schedule_time", "task.schedule_time"),
+        dispatch_deadline=protobuf_util.optional_duration(
+            message, "dispatch_deadline", "task.dispatch_deadline"
+        ),
         retry_config=retry_config_from_pb(message.retry_config, "task.retry_config")
         if message.HasField("retry_config")
         else None,
@@ -204,29 +211,31 @@ def task_to_pb(shape: Shape, task: Task, view: TaskView) -> Message:
     full = view is TaskView.FULL
     payload = task.payload
     if isinstance(payload, AppEngineHttpRequest):
-        shared.set_app_engine_request(
+        common_mapping.set_app_engine_request(
             message.app_engine_http_request, payload, "relative_uri", "body", with_body=full
         )
     elif isinstance(payload, HttpRequest):
-        shared.set_http_request(message.http_request, payload, with_body=full)
+        common_mapping.set_http_request(message.http_request, payload, with_body=full)
     elif isinstance(payload, PullMessage) and shape.pull:
         message.pull_message.SetInParent()
         message.pull_message.tag = payload.tag
         if full:
             message.pull_message.payload = payload.payload
     if task.schedule_time is not None:
-        pbx.set_timestamp(message.schedule_time, task.schedule_time)
+        protobuf_util.set_timestamp(message.schedule_time, task.schedule_time)
     if task.create_time is not None:
-        pbx.set_timestamp(message.create_time, task.create_time)
+        protobuf_util.set_timestamp(message.create_time, task.create_time)
     if not isinstance(payload, PullMessage):
-        pbx.set_duration(message.dispatch_deadline, task.dispatch_deadline or DEFAULT_DISPATCH_DEADLINE)
+        protobuf_util.set_duration(
+            message.dispatch_deadline, task.dispatch_deadline or DEFAULT_DISPATCH_DEADLINE
+        )
     status = task.status
     message.dispatch_count = status.dispatch_count
     message.response_count = status.response_count
     if status.first_attempt is not None:
-        shared.set_attempt(message.first_attempt, status.first_attempt)
+        common_mapping.set_attempt(message.first_attempt, status.first_attempt)
     if status.last_attempt is not None:
-        shared.set_attempt(message.last_attempt, status.last_attempt)
+        common_mapping.set_attempt(message.last_attempt, status.last_attempt)
     if task.retry_config is not None:
         set_retry_config(message.retry_config, task.retry_config)
     return message

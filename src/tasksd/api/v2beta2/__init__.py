@@ -12,39 +12,32 @@ from functools import partial
 from google.cloud.tasks_v2beta2.types import cloudtasks as ct
 from google.protobuf import empty_pb2
 
-from tasksd.api.buffer import buffer_messages
-from tasksd.api.cloudtasks import (
-    BATCH_TYPES,
-    Version,
-    batch_and_cmek_messages,
-    batch_and_cmek_rest_methods,
-    standard_messages,
-    standard_rest_methods,
-)
-from tasksd.api.v2beta2 import mapping as m
-from tasksd.api.v2beta2 import rest
+from tasksd.api import versions
+from tasksd.api.rest.buffer import buffer_messages
+from tasksd.api.v2beta2 import mapping, rest
+from tasksd.api.versions import Version
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
 
 VERSION = Version(
     name="v2beta2",
     service=SERVICE,
-    messages=standard_messages(ct, m.QueuePb, m.TaskPb)
+    messages=versions.standard_messages(ct, mapping.QueuePb, mapping.TaskPb)
     | {
         "UploadQueueYaml": (ct.UploadQueueYamlRequest.pb(), empty_pb2.Empty),
         "LeaseTasks": (ct.LeaseTasksRequest.pb(), ct.LeaseTasksResponse.pb()),
         "AcknowledgeTask": (ct.AcknowledgeTaskRequest.pb(), empty_pb2.Empty),
-        "RenewLease": (ct.RenewLeaseRequest.pb(), m.TaskPb),
-        "CancelLease": (ct.CancelLeaseRequest.pb(), m.TaskPb),
+        "RenewLease": (ct.RenewLeaseRequest.pb(), mapping.TaskPb),
+        "CancelLease": (ct.CancelLeaseRequest.pb(), mapping.TaskPb),
     },
-    queue_type=m.QueuePb,
-    queue_from_pb=m.queue_from_pb,
-    queue_to_pb=m.queue_to_pb,
-    task_from_pb=m.task_from_pb,
-    task_to_pb=m.task_to_pb,
-    view_from_pb=m.view_from_pb,
-    queue_mask_paths=m.queue_mask_paths,
-    field_names=m.FIELD_NAMES,
+    queue_type=mapping.QueuePb,
+    queue_from_pb=mapping.queue_from_pb,
+    queue_to_pb=mapping.queue_to_pb,
+    task_from_pb=mapping.task_from_pb,
+    task_to_pb=mapping.task_to_pb,
+    view_from_pb=mapping.view_from_pb,
+    queue_mask_paths=mapping.queue_mask_paths,
+    field_names=mapping.FIELD_NAMES,
     rest_methods={},
     transports=frozenset({"grpc"}),
 )
@@ -55,7 +48,7 @@ def _rest_version() -> Version:
     task = types["Task"]
     # Every RPC that takes or answers a Task does so with REST's Task.
     with_task = {
-        name: (request, task if response is m.TaskPb else response)
+        name: (request, task if response is mapping.TaskPb else response)
         for name, (request, response) in VERSION.messages.items()
     }
     return replace(
@@ -67,11 +60,11 @@ def _rest_version() -> Version:
             "LeaseTasks": (ct.LeaseTasksRequest.pb(), types["LeaseTasksResponse"]),
             "BufferTask": buffer_messages(task, "v2beta2"),
         }
-        | batch_and_cmek_messages(types),
-        types={name: types[name] for name in BATCH_TYPES},
-        task_to_pb=partial(m.task_to_pb, task_type=task),
+        | versions.batch_and_cmek_messages(types),
+        types={name: types[name] for name in versions.BATCH_TYPES},
+        task_to_pb=partial(mapping.task_to_pb, task_type=task),
         rest_methods={
-            **standard_rest_methods(
+            **versions.standard_rest_methods(
                 SERVICE,
                 {
                     "lease": "LeaseTasks",
@@ -80,7 +73,7 @@ def _rest_version() -> Version:
                     "cancelLease": "CancelLease",
                 },
             ),
-            **batch_and_cmek_rest_methods(SERVICE),
+            **versions.batch_and_cmek_rest_methods(SERVICE),
             "cloudtasks.api.queue.update": (SERVICE, "UploadQueueYaml"),
         },
         # "To create the task with an automatically generated ID, use …/tasks:buffer."

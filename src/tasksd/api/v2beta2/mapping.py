@@ -13,8 +13,7 @@ from google.cloud.tasks_v2beta2.types import queue as queue_types
 from google.cloud.tasks_v2beta2.types import task as task_types
 from google.protobuf.message import Message
 
-from tasksd.api import protobuf as pbx
-from tasksd.api import shared
+from tasksd.api import common_mapping, protobuf_util
 from tasksd.model.errors import InvalidArgument
 from tasksd.model.names import QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueStats, RateLimits, RetryConfig
@@ -36,7 +35,6 @@ QUEUE_MASK_PATHS: dict[str, tuple[str, ...]] = {
     "rate_limits.max_concurrent_tasks": ("rate_limits.max_concurrent_dispatches",),
     "retry_config.unlimited_attempts": ("retry_config.max_attempts",),
 }
-OUTPUT_ONLY_QUEUE_PATHS = {"name", "state", "purge_time", "stats"}
 
 # The model's field names that this version spells differently, for error messages.
 FIELD_NAMES: dict[str, str] = {
@@ -58,21 +56,21 @@ def queue_from_pb(message: Message, name: QueueName) -> Queue:
     if which == "app_engine_http_target" and message.app_engine_http_target.HasField(
         "app_engine_routing_override"
     ):
-        routing = shared.routing_of(message.app_engine_http_target.app_engine_routing_override)
+        routing = common_mapping.routing_of(message.app_engine_http_target.app_engine_routing_override)
     limits = message.rate_limits
     return Queue(
         name=name,
         kind=kind,
         app_engine_routing_override=routing,
-        http_target=shared.http_target_of(message.http_target) if which == "http_target" else None,
+        http_target=common_mapping.http_target_of(message.http_target) if which == "http_target" else None,
         rate_limits=RateLimits(
             limits.max_tasks_dispatched_per_second or None,
             limits.max_burst_size or None,
             limits.max_concurrent_tasks or None,
         ),
         retry_config=retry_config_from_pb(message.retry_config, "queue.retry_config"),
-        task_ttl=pbx.optional_duration(message, "task_ttl", "queue.task_ttl"),
-        tombstone_ttl=pbx.optional_duration(message, "tombstone_ttl", "queue.tombstone_ttl"),
+        task_ttl=protobuf_util.optional_duration(message, "task_ttl", "queue.task_ttl"),
+        tombstone_ttl=protobuf_util.optional_duration(message, "tombstone_ttl", "queue.tombstone_ttl"),
     )
 
 
@@ -91,7 +89,7 @@ def retry_config_from_pb(message: Message, field: str) -> RetryConfig:
     return RetryConfig(
         max_attempts=attempts,
         max_doublings=message.max_doublings or None,
-        **shared.retry_durations_of(message, field),  # type: ignore[arg-type]
+        **common_mapping.retry_durations_of(message, field),  # type: ignore[arg-type]
     )
 
 
@@ -103,7 +101,7 @@ def set_retry_config(message: Message, config: RetryConfig, durations: bool = Tr
     else:
         message.max_attempts = config.max_attempts or 0
     if durations:
-        shared.set_retry_durations(message, config)
+        common_mapping.set_retry_durations(message, config)
         message.max_doublings = config.max_doublings or 0
 
 
@@ -112,11 +110,11 @@ def queue_to_pb(queue: Queue, stats: QueueStats | None = None) -> Message:
     if queue.kind is QueueKind.PULL:
         message.pull_target.SetInParent()
     elif queue.http_target is not None:
-        shared.set_http_target(message.http_target, queue.http_target)
+        common_mapping.set_http_target(message.http_target, queue.http_target)
     else:
         message.app_engine_http_target.SetInParent()
         if queue.app_engine_routing_override is not None:
-            shared.set_routing(
+            common_mapping.set_routing(
                 message.app_engine_http_target.app_engine_routing_override, queue.app_engine_routing_override
             )
     limits = queue.rate_limits
@@ -126,13 +124,13 @@ def queue_to_pb(queue: Queue, stats: QueueStats | None = None) -> Message:
     set_retry_config(message.retry_config, queue.retry_config, durations=queue.kind is not QueueKind.PULL)
     message.state = QueuePb.State.Value(queue.state.value)
     if queue.purge_time is not None:
-        pbx.set_timestamp(message.purge_time, queue.purge_time)
+        protobuf_util.set_timestamp(message.purge_time, queue.purge_time)
     if queue.task_ttl is not None:
-        pbx.set_duration(message.task_ttl, queue.task_ttl)
+        protobuf_util.set_duration(message.task_ttl, queue.task_ttl)
     if queue.tombstone_ttl is not None:
-        pbx.set_duration(message.tombstone_ttl, queue.tombstone_ttl)
+        protobuf_util.set_duration(message.tombstone_ttl, queue.tombstone_ttl)
     if stats is not None:
-        shared.set_stats(message.stats, stats)
+        common_mapping.set_stats(message.stats, stats)
     return message
 
 
@@ -144,7 +142,7 @@ def queue_mask_paths(paths: list[str]) -> list[str]:
     """
     out: list[str] = []
     for path in paths:
-        shared.reject_output_only(path, OUTPUT_ONLY_QUEUE_PATHS)
+        common_mapping.reject_output_only(path)
         mapped = QUEUE_MASK_PATHS.get(path)
         if mapped is None and path.startswith("app_engine_http_target."):
             mapped = QUEUE_MASK_PATHS["app_engine_http_target"]
@@ -167,15 +165,17 @@ def task_from_pb(message: Message, parent: QueueName) -> Task:
     if which == "pull_message":
         payload = PullMessage(message.pull_message.payload, message.pull_message.tag)
     elif which == "app_engine_http_request":
-        payload = shared.app_engine_request_of(message.app_engine_http_request, "relative_url", "payload")
+        payload = common_mapping.app_engine_request_of(
+            message.app_engine_http_request, "relative_url", "payload"
+        )
     elif which == "http_request":
-        payload = shared.http_request_of(message.http_request)
+        payload = common_mapping.http_request_of(message.http_request)
     # Only REST's Task (the discovery document's) has a task-level retry_config.
     retry = message.retry_config if _has_retry_config(message) and message.HasField("retry_config") else None
     return Task(
         name=name,
         payload=payload,
-        schedule_time=pbx.optional_timestamp(message, "schedule_time", "task.schedule_time"),
+        schedule_time=protobuf_util.optional_timestamp(message, "schedule_time", "task.schedule_time"),
         retry_config=retry_config_from_pb(retry, "task.retry_config") if retry is not None else None,
     )
 
@@ -200,22 +200,22 @@ def task_to_pb(task: Task, view: TaskView, task_type: type[Message] = TaskPb) ->
         if full:
             message.pull_message.payload = payload.payload
     elif isinstance(payload, AppEngineHttpRequest):
-        shared.set_app_engine_request(
+        common_mapping.set_app_engine_request(
             message.app_engine_http_request, payload, "relative_url", "payload", with_body=full
         )
     elif isinstance(payload, HttpRequest):
-        shared.set_http_request(message.http_request, payload, with_body=full)
+        common_mapping.set_http_request(message.http_request, payload, with_body=full)
     if task.schedule_time is not None:
-        pbx.set_timestamp(message.schedule_time, task.schedule_time)
+        protobuf_util.set_timestamp(message.schedule_time, task.schedule_time)
     if task.create_time is not None:
-        pbx.set_timestamp(message.create_time, task.create_time)
+        protobuf_util.set_timestamp(message.create_time, task.create_time)
     status = task.status
     message.status.attempt_dispatch_count = status.dispatch_count
     message.status.attempt_response_count = status.response_count
     if status.first_attempt is not None:
-        shared.set_attempt(message.status.first_attempt_status, status.first_attempt)
+        common_mapping.set_attempt(message.status.first_attempt_status, status.first_attempt)
     if status.last_attempt is not None:
-        shared.set_attempt(message.status.last_attempt_status, status.last_attempt)
+        common_mapping.set_attempt(message.status.last_attempt_status, status.last_attempt)
     if task.retry_config is not None and _has_retry_config(message):
         set_retry_config(
             message.retry_config, task.retry_config, durations=not isinstance(payload, PullMessage)

@@ -7,10 +7,9 @@ from google.cloud.tasks_v2beta3.types import cloudtasks as ct
 from google.cloud.tasks_v2beta3.types import queue as queue_types
 from google.cloud.tasks_v2beta3.types import task as task_types
 
-from tasksd.api.v2 import family_version
-from tasksd.api.v2 import mapping as m
+from tasksd.api.v2 import family_version, mapping
 
-SHAPE = m.Shape(
+SHAPE = mapping.Shape(
     queue_types.Queue.pb(),
     task_types.Task.pb(),
     routing_holder="app_engine_http_queue",
@@ -20,7 +19,7 @@ SHAPE = m.Shape(
     payload_oneof="payload_type",
     pull=True,
 )
-FIELD_NAMES = m.FIELD_NAMES | {
+FIELD_NAMES = mapping.FIELD_NAMES | {
     "queue.app_engine_routing_override": "queue.app_engine_http_queue.app_engine_routing_override",
 }
 

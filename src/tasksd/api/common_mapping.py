@@ -1,11 +1,13 @@
-"""Message shapes that every API version spells the same way (targets, tokens, routing,
-retry durations, attempts), mapped to and from the model once for all versions."""
+"""The protobuf ⇄ model mapping shared by every API version: the message shapes every version
+spells the same way (targets, tokens, routing, retry durations, attempts, stats) and the
+output-only queue fields, mapped once for all versions; each version's own module
+(``api/v2beta2/mapping.py``, ``api/v2/mapping.py``) maps the rest."""
 
 from __future__ import annotations
 
 from google.protobuf.message import Message
 
-from tasksd.api import protobuf as pbx
+from tasksd.api import protobuf_util
 from tasksd.model.errors import InvalidArgument
 from tasksd.model.queue import (
     AppEngineRouting,
@@ -144,7 +146,7 @@ def set_http_request(target: Message, request: HttpRequest, *, with_body: bool) 
 def retry_durations_of(message: Message, field: str) -> dict[str, object]:
     """The duration fields of a RetryConfig message (absent ones are None)."""
     return {
-        name: pbx.optional_duration(message, name, f"{field}.{name}")
+        name: protobuf_util.optional_duration(message, name, f"{field}.{name}")
         for name in ("max_retry_duration", "min_backoff", "max_backoff")
     }
 
@@ -153,7 +155,7 @@ def set_retry_durations(target: Message, config: RetryConfig) -> None:
     for name in ("max_retry_duration", "min_backoff", "max_backoff"):
         value = getattr(config, name)
         if value is not None:
-            pbx.set_duration(getattr(target, name), value)
+            protobuf_util.set_duration(getattr(target, name), value)
 
 
 def set_attempt(target: Message, attempt: Attempt) -> None:
@@ -161,7 +163,7 @@ def set_attempt(target: Message, attempt: Attempt) -> None:
     for name in ("schedule_time", "dispatch_time", "response_time"):
         value = getattr(attempt, name)
         if value is not None:
-            pbx.set_timestamp(getattr(target, name), value)
+            protobuf_util.set_timestamp(getattr(target, name), value)
     if attempt.response_status is not None:
         target.response_status.code = attempt.response_status.code
         target.response_status.message = attempt.response_status.message
@@ -170,7 +172,7 @@ def set_attempt(target: Message, attempt: Attempt) -> None:
 def set_stats(target: Message, stats: QueueStats) -> None:
     target.tasks_count = stats.tasks_count
     if stats.oldest_estimated_arrival_time is not None:
-        pbx.set_timestamp(target.oldest_estimated_arrival_time, stats.oldest_estimated_arrival_time)
+        protobuf_util.set_timestamp(target.oldest_estimated_arrival_time, stats.oldest_estimated_arrival_time)
     target.executed_last_minute_count = stats.executed_last_minute_count
     target.concurrent_dispatches_count = stats.concurrent_dispatches_count
     target.effective_execution_rate = stats.effective_execution_rate
@@ -202,9 +204,13 @@ def set_app_engine_request(
         setattr(target, body_field, request.body)
 
 
-def reject_output_only(path: str, output_only: set[str]) -> None:
+OUTPUT_ONLY_QUEUE_PATHS = frozenset({"name", "state", "purge_time", "stats"})
+"""The Queue fields an update mask may not name, in every version."""
+
+
+def reject_output_only(path: str) -> None:
     """Raises InvalidArgument when an update mask path names an output-only queue field."""
-    if path.split(".")[0] in output_only:
+    if path.split(".")[0] in OUTPUT_ONLY_QUEUE_PATHS:
         raise InvalidArgument(
             f"update_mask: {path!r} is output only; queue state changes through PauseQueue and "
             "ResumeQueue, and the name cannot change."

@@ -24,8 +24,9 @@ import msgspec
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from tasksd.api import jsonpb
-from tasksd.api.errors import HTTP_STATUS, rest_error, status_pb, wire_message
+from tasksd.api.rest import jsonpb
+from tasksd.api.rest.errors import HTTP_STATUS, rest_error
+from tasksd.api.status import status_pb, wire_message
 from tasksd.model.errors import Code, InvalidArgument, TasksError
 
 Selector = dict[str, "Selector | None"]

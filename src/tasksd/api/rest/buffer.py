@@ -25,31 +25,26 @@ def buffer_messages(task_type: type[Message], version: str) -> tuple[type[Messag
             syntax="proto3",
             dependency=[httpbody_pb2.DESCRIPTOR.name, task_type.DESCRIPTOR.file.name],
         )
-        optional = _TYPE.LABEL_OPTIONAL
         request = file.message_type.add(name="BufferTaskRequest")
-        request.field.add(name="queue", number=1, type=_TYPE.TYPE_STRING, label=optional, json_name="queue")
-        request.field.add(
-            name="task_id", number=2, type=_TYPE.TYPE_STRING, label=optional, json_name="taskId"
-        )
-        request.field.add(
-            name="body",
-            number=3,
-            type=_TYPE.TYPE_MESSAGE,
-            label=optional,
-            json_name="body",
-            type_name=".google.api.HttpBody",
-        )
+        _add_field(request, "queue", 1, "queue")
+        _add_field(request, "task_id", 2, "taskId")
+        _add_field(request, "body", 3, "body", "google.api.HttpBody")
         response = file.message_type.add(name="BufferTaskResponse")
-        response.field.add(
-            name="task",
-            number=1,
-            type=_TYPE.TYPE_MESSAGE,
-            label=optional,
-            json_name="task",
-            type_name=f".{task_type.DESCRIPTOR.full_name}",
-        )
+        _add_field(response, "task", 1, "task", task_type.DESCRIPTOR.full_name)
         pool.Add(file)
     return (
         message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.BufferTaskRequest")),
         message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.BufferTaskResponse")),
     )
+
+
+def _add_field(
+    message: descriptor_pb2.DescriptorProto, name: str, number: int, json_name: str, message_type: str = ""
+) -> None:
+    """An optional field of ``message``: a string, or a message of the type ``message_type``
+    (a full name)."""
+    field = message.field.add(name=name, number=number, label=_TYPE.LABEL_OPTIONAL, json_name=json_name)
+    if message_type:
+        field.type, field.type_name = _TYPE.TYPE_MESSAGE, f".{message_type}"
+    else:
+        field.type = _TYPE.TYPE_STRING

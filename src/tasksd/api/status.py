@@ -1,37 +1,15 @@
-"""How a TasksError looks on the wire: one table from canonical code to HTTP status, and its
-``google.rpc`` details as protobuf messages (gRPC's status details trailer, REST's
-``error.details`` with ``@type``)."""
+"""A TasksError as the ``google.rpc.Status`` both wires carry: its message cut to what gRPC
+trailers hold, and its details as protobuf messages (gRPC's status details trailer, REST's
+``error.details`` with ``@type``). How REST renders it is ``api/rest/errors.py``."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from google.protobuf import any_pb2, json_format
+from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from tasksd.model.errors import Code, Detail, ErrorInfo, Help, TasksError
-
-HTTP_STATUS: dict[Code, int] = {
-    Code.OK: 200,
-    Code.CANCELLED: 499,
-    Code.UNKNOWN: 500,
-    Code.INVALID_ARGUMENT: 400,
-    Code.DEADLINE_EXCEEDED: 504,
-    Code.NOT_FOUND: 404,
-    Code.ALREADY_EXISTS: 409,
-    Code.PERMISSION_DENIED: 403,
-    Code.RESOURCE_EXHAUSTED: 429,
-    Code.FAILED_PRECONDITION: 400,
-    Code.ABORTED: 409,
-    Code.OUT_OF_RANGE: 400,
-    Code.UNIMPLEMENTED: 501,
-    Code.INTERNAL: 500,
-    Code.UNAVAILABLE: 503,
-    Code.DATA_LOSS: 500,
-    Code.UNAUTHENTICATED: 401,
-}
-
+from tasksd.model.errors import Detail, ErrorInfo, Help, TasksError
 
 MAX_MESSAGE_BYTES = 1024
 """The longest message, in UTF-8 bytes, an error carries on either wire. gRPC sends it in the
@@ -78,12 +56,3 @@ def status_pb(error: TasksError) -> status_pb2.Status:
     return status_pb2.Status(
         code=int(error.code), message=wire_message(error), details=[detail_pb(d) for d in error.details]
     )
-
-
-def rest_error(error: TasksError) -> tuple[int, bytes]:
-    """(HTTP status, google.rpc.Status JSON body) of an error."""
-    status = HTTP_STATUS[error.code]
-    body: dict[str, Any] = {"code": status, "message": wire_message(error), "status": error.code.name}
-    if error.details:
-        body["details"] = [json_format.MessageToDict(detail_pb(d)) for d in error.details]
-    return status, json.dumps({"error": body}).encode()
