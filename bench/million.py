@@ -38,7 +38,7 @@ async def run(url: str, count: int) -> None:
     await store.open()
     now = datetime.now(UTC)
     queue = complete_queue(Queue(name=QUEUE, kind=QueueKind.PULL), None)
-    await store.put_queue(QUEUE, lambda stored: queue, now)
+    await store.put_queue(QUEUE, queue, now, await store.find_queue(QUEUE, now))
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         queue_id = conn.execute("SELECT id FROM queues WHERE queue_id = %s", (QUEUE.queue,)).fetchone()[0]

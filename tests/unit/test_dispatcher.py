@@ -26,6 +26,13 @@ from tasksd.targets.tokens import TokenIssuer, new_signing_key
 
 PARENT = LocationName("p", "l")
 OK = Reply(200, "OK")
+SETTLE_TURNS = 200
+
+
+async def settle() -> None:
+    """Let every task of the event loop run until it waits (on the fake clock, the sender)."""
+    for _ in range(SETTLE_TURNS):
+        await asyncio.sleep(0)
 
 
 @dataclass
@@ -82,13 +89,14 @@ class Rig:
         ]
 
     async def sent(self, count: int) -> None:
-        """Wait (in real time) until ``count`` attempts in all were handed to the sender, then
-        a little longer, so that one too many would have been handed over too."""
-        for _ in range(500):
+        """Let the dispatcher run until ``count`` attempts in all were handed to the sender,
+        then a while longer, so that one too many would have been handed over too. No time
+        passes meanwhile: the dispatcher waits on the fake clock, the memory store never."""
+        for _ in range(SETTLE_TURNS):
             if self.sender.sent >= count:
                 break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)
+            await asyncio.sleep(0)
+        await settle()
         assert self.sender.sent == count
 
     async def tick(self, seconds: float, queue: QueueName) -> None:
@@ -196,7 +204,7 @@ def test_deadline_is_handed_to_the_sender_and_a_missed_one_is_retried(
                 task = await rig.service.get_task(own.name)
                 if task.status.last_attempt and task.status.last_attempt.response_status:
                     break
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0)
             last = task.status.last_attempt
             assert last is not None and last.response_status is not None
             assert last.response_status.code == Code.DEADLINE_EXCEEDED

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tasksd.clock import FakeClock
+from tasksd.clock import FakeClock, to_us
 from tasksd.model.errors import AlreadyExists, InvalidArgument, QueueTombstoned, TaskNotFound
 from tasksd.model.names import LocationName, QueueName
 from tasksd.model.queue import HttpTarget, OidcToken, Queue, QueueKind, RateLimits, RetryConfig
@@ -190,12 +190,24 @@ def test_a_generated_id_made_elsewhere_too_is_replaced(
     run(service.delete_task(Q.task(deleted)))
     # Another node's ids: the live one, then the tombstoned one, then a free one.
     offered = iter([taken, deleted, "1" + "0" * 19])
-    monkeypatch.setattr(tasks_rules, "new_task_id", lambda now: next(offered))
+    monkeypatch.setattr(service.task_ids, "next", lambda now: next(offered))
     created = run(service.create_task(Q, Task(name=None, payload=PullMessage())))
     assert created.name.task == "1" + "0" * 19
     # A name the caller chose is never replaced.
     with pytest.raises(AlreadyExists):
         run(service.create_task(Q, Task(name=Q.task(taken), payload=PullMessage())))
-    monkeypatch.setattr(tasks_rules, "new_task_id", lambda now: taken)
+    monkeypatch.setattr(service.task_ids, "next", lambda now: taken)
     with pytest.raises(AlreadyExists):
         run(service.create_task(Q, Task(name=None, payload=PullMessage())))
+
+
+def test_generated_ids_follow_the_clock_and_the_random_source(store: Any, clock: FakeClock, run: Run) -> None:
+    service = TasksService(store, clock, ServiceSettings(), task_ids=tasks_rules.TaskIds(lambda n: n - 1))
+    run(service.create_queue(PARENT, pull_queue()))
+    first, second = (run(service.create_task(Q, Task(None, payload=PullMessage(b"x")))) for _ in range(2))
+    stamp = tasks_rules.TaskIds.BASE + to_us(clock.now()) * 10_000
+    # The same microsecond and the same random digits: the next id is one more.
+    assert [first.name.task, second.name.task] == [str(stamp + 9_999), str(stamp + 10_000)]
+    clock.advance(timedelta(seconds=1))
+    third = run(service.create_task(Q, Task(None, payload=PullMessage(b"x"))))
+    assert third.name.task == str(stamp + 1_000_000 * 10_000 + 9_999)

@@ -18,6 +18,7 @@ from tasksd.model.errors import (
     Aborted,
     AlreadyExists,
     FailedPrecondition,
+    QueueChanged,
     QueueNotFound,
     QueueTombstoned,
     ResourceExhausted,
@@ -74,9 +75,11 @@ def add(store: Store, task: Task, now: datetime) -> Awaitable[Task]:
     return store.insert_task(Q, new(task), now)
 
 
-def create(store: Store, run: Run, queue: Queue | None = None) -> Queue:
+def create(store: Store, run: Run, queue: Queue | None = None, now: datetime = NOW) -> Queue:
+    """Create the queue, or replace the one stored."""
     queue = queue or make_queue()
-    return run(store.put_queue(queue.name, lambda stored: queue, NOW))  # type: ignore[no-any-return]
+    stored = run(store.find_queue(queue.name, now))
+    return run(store.put_queue(queue.name, queue, now, stored))  # type: ignore[no-any-return]
 
 
 def test_queue_put_get_list(store: Store, run: Run) -> None:
@@ -92,18 +95,18 @@ def test_queue_put_get_list(store: Store, run: Run) -> None:
         run(store.get_queue(QueueName("p", "l", "nope")))
 
 
-def test_put_queue_sees_stored_and_failures_change_nothing(store: Store, run: Run) -> None:
-    create(store, run)
-    seen: list[Queue | None] = []
-
-    def refuse(stored: Queue | None) -> Queue:
-        seen.append(stored)
-        raise AlreadyExists()
-
-    with pytest.raises(AlreadyExists):
-        run(store.put_queue(Q, refuse, NOW))
-    assert seen[0] is not None and seen[0].name == Q
-    assert run(store.get_queue(Q)) == make_queue()
+def test_put_queue_replaces_only_the_queue_it_was_computed_from(store: Store, run: Run) -> None:
+    assert run(store.find_queue(Q, NOW)) is None
+    with pytest.raises(QueueChanged):  # it is not there
+        run(store.put_queue(Q, make_queue(), NOW, make_queue()))
+    first = create(store, run)
+    assert run(store.find_queue(Q, NOW)) == first
+    with pytest.raises(QueueChanged):  # it is there
+        run(store.put_queue(Q, make_queue(), NOW, None))
+    paused = run(store.put_queue(Q, replace(first, state=QueueState.PAUSED), NOW, first))
+    with pytest.raises(QueueChanged):  # computed from the queue before the pause
+        run(store.put_queue(Q, replace(first, task_ttl=timedelta(days=1)), NOW, first))
+    assert run(store.get_queue(Q)) == paused
 
 
 def test_deleted_queue_name_is_reserved_for_the_delay(store: Store, run: Run) -> None:
@@ -113,8 +116,11 @@ def test_deleted_queue_name_is_reserved_for_the_delay(store: Store, run: Run) ->
     with pytest.raises(QueueNotFound):
         run(store.get_queue(Q))
     with pytest.raises(QueueTombstoned):
-        run(store.put_queue(Q, lambda s: make_queue(), NOW + timedelta(seconds=59)))
-    run(store.put_queue(Q, lambda s: make_queue(), NOW + timedelta(seconds=61)))
+        run(store.find_queue(Q, NOW + timedelta(seconds=59)))
+    with pytest.raises(QueueTombstoned):
+        run(store.put_queue(Q, make_queue(), NOW + timedelta(seconds=59), None))
+    assert run(store.find_queue(Q, NOW + timedelta(seconds=61))) is None
+    create(store, run, now=NOW + timedelta(seconds=61))
     # The new queue starts empty, with no tombstones of the old one's tasks.
     assert run(store.list_tasks(Q, "", 10, NOW)) == []
     run(add(store, make_task("t"), NOW + timedelta(seconds=62)))
@@ -188,7 +194,7 @@ def test_jobs_of_one_transaction_see_the_queue_changes_before_them(store: Store,
     async def together() -> list[Any]:
         return await asyncio.gather(
             add(store, make_task("a"), NOW),
-            store.put_queue(Q, lambda stored: replace(stored, kind=QueueKind.PUSH), NOW),  # type: ignore[arg-type]
+            store.put_queue(Q, replace(make_queue(), kind=QueueKind.PUSH), NOW, make_queue()),
             add(store, make_task("b"), NOW),  # a pull task: the queue is a push queue now
             add(store, http, NOW),
             add(store, http, NOW),
@@ -372,7 +378,7 @@ def test_stats_effective_rate_follows_the_owner_and_state(store: Store, run: Run
     assert run(store.queue_stats(Q, NOW)).effective_execution_rate == 2.5
     # Once the ownership ran out no node slows the queue down.
     assert run(store.queue_stats(Q, NOW + timedelta(seconds=7))).effective_execution_rate == 10.0
-    run(store.put_queue(Q, lambda stored: replace(_push_queue(Q), state=QueueState.PAUSED), NOW))
+    create(store, run, replace(_push_queue(Q), state=QueueState.PAUSED))
     assert run(store.queue_stats(Q, NOW)).effective_execution_rate == 0.0
     create(store, run, make_queue(QueueName("p", "l", "pull")))
     assert run(store.queue_stats(QueueName("p", "l", "pull"), NOW)).effective_execution_rate == 0.0
@@ -448,7 +454,7 @@ def test_lease_tasks_checks_the_stored_queue_and_its_call_rate(store: Store, run
     create(store, run, make_queue(state=QueueState.PAUSED))
     with pytest.raises(FailedPrecondition, match="paused"):
         run(store.lease_tasks(Q, _lease(NOW + MINUTE), NOW))
-    run(store.put_queue(Q, lambda stored: make_queue(), NOW))
+    create(store, run)
     limited = _lease(NOW + MINUTE, calls_per_second=2.0)
     run(store.lease_tasks(Q, limited, NOW))
     run(store.lease_tasks(Q, limited, NOW))
@@ -594,7 +600,7 @@ def test_queue_configs_and_task_ttl_changes(store: Store, run: Run) -> None:
     with pytest.raises(TaskNotFound):
         run(store.get_task(first.task("t"), later))
     # A longer task TTL applies to the tasks there already.
-    run(store.put_queue(first, lambda stored: replace(created[0], task_ttl=timedelta(hours=2)), NOW))
+    create(store, run, replace(created[0], task_ttl=timedelta(hours=2)))
     assert run(store.get_task(first.task("t"), later)).name == first.task("t")
     assert run(store.get_or_add_meta("fresh", lambda: b"made")) == b"made"
     assert run(store.get_or_add_meta("fresh", lambda: b"other")) == b"made"

@@ -212,7 +212,7 @@ class Dispatcher:
                             lost.task.cancel()
             except Exception:
                 log.exception("dispatch supervisor failed; retrying")
-            await asyncio.sleep(self.poll_interval_s)
+            await self.clock.sleep(self.poll_interval_s)
 
     def _spawn(self, queue: Queue, task: Task, worker: _QueueWorker | None) -> None:
         """Hand the claimed task's attempt to the sender; ``_replied`` records how it ended."""
@@ -383,8 +383,7 @@ class _QueueWorker:
             need = _claim_size(rate, burst)
             token_in = (need - tokens) / rate if tokens < need and rate > 0 else 0.0
             waits.append(max(due_in, token_in))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout=max(0.0005, min(waits)))
+        await self.dispatcher.clock.wait_for(self.wake, max(0.0005, min(waits)))
 
 
 def _claim_size(rate: float, burst: float) -> float:

@@ -168,6 +168,13 @@ class QueueNotFound(NotFound):
     )
 
 
+class QueueChanged(Aborted):
+    """The stored queue is not the one a change was computed from (another change came
+    first): the service computes the change again from the queue as it is now."""
+
+    default_message = "The queue was changed concurrently."
+
+
 class QueueTombstoned(FailedPrecondition):
     default_message = "The queue cannot be created because a queue with this name existed too recently."
 

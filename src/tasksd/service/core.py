@@ -17,6 +17,7 @@ from tasksd.model.errors import (
     InvalidArgument,
     LocationNotFound,
     NotFound,
+    QueueChanged,
     QueueNotFound,
     QueueTombstoned,
     TasksError,
@@ -40,7 +41,7 @@ from tasksd.service.batches import (
 )
 from tasksd.service.paging import check_page_size, make_token, read_token
 from tasksd.service.queues import _UPDATABLE, apply_mask, complete_queue
-from tasksd.service.tasks import GENERATED_ID_TRIES, prepare_task
+from tasksd.service.tasks import GENERATED_ID_TRIES, TaskIds, prepare_task
 from tasksd.store.base import Store
 
 T = TypeVar("T")
@@ -80,11 +81,13 @@ class TasksService:
         clock: Clock,
         settings: ServiceSettings | None = None,
         dispatcher: Dispatcher | None = None,
+        task_ids: TaskIds | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings or ServiceSettings()
         self.dispatcher = dispatcher
+        self.task_ids = task_ids or TaskIds()
 
     # -- locations ---------------------------------------------------------------------
 
@@ -122,7 +125,7 @@ class TasksService:
                 raise AlreadyExists("Queue already exists")
             return _new_queue(queue)
 
-        return await self.store.put_queue(queue.name, change, self.clock.now())
+        return await self.change_queue(queue.name, change)
 
     async def update_queue(self, queue: Queue, mask: list[str] | None) -> Queue:
         """Update the fields that ``mask`` names (all when empty), creating a missing queue.
@@ -141,7 +144,24 @@ class TasksService:
                 merged = replace(merged, rate_limits=replace(merged.rate_limits, max_burst_size=None))
             return complete_queue(merged, stored)
 
-        return await self.store.put_queue(queue.name, change, self.clock.now())
+        return await self.change_queue(queue.name, change)
+
+    async def change_queue(self, name: QueueName, change: Callable[[Queue | None], Queue]) -> Queue:
+        """Create or replace a queue with ``change(stored queue or None)``: read, changed here
+        and written if the stored queue is still the one read; when another change came in
+        between, ``change`` runs again on the queue as it is then.
+
+        Raises:
+            QueueTombstoned: there is no such queue and its name is still reserved.
+            TasksError: whatever ``change`` raises.
+        """
+        now = self.clock.now()
+        while True:  # each round that fails, another change succeeded
+            stored = await self.store.find_queue(name, now)
+            try:
+                return await self.store.put_queue(name, change(stored), now, stored)
+            except QueueChanged:
+                continue
 
     async def get_queue(self, name: QueueName) -> Queue:
         return await self.store.get_queue(name)
@@ -216,7 +236,7 @@ class TasksService:
             return replace(stored, state=state)
 
         try:
-            return await self.store.put_queue(name, change, self.clock.now())
+            return await self.change_queue(name, change)
         except QueueTombstoned:  # deleted recently: to a pause or resume it is simply not there
             raise QueueNotFound() from None
 
@@ -252,7 +272,9 @@ class TasksService:
         now, networks = self.clock.now(), self.settings.target_networks
         for tries_left in reversed(range(GENERATED_ID_TRIES)):
             try:
-                created = await self.store.insert_task(parent, prepare_task(parent, task, now, networks), now)
+                created = await self.store.insert_task(
+                    parent, prepare_task(parent, task, now, self.task_ids, networks), now
+                )
                 break
             except AlreadyExists:
                 # A generated id another node made too (see TaskIds): make a new one.

@@ -528,12 +528,8 @@ def app_location(service: TasksService, app_id: str, field: str = "app_id") -> L
     return LocationName(app_id, locations[0] if locations else FALLBACK_LOCATION)
 
 
-class _Seen(TasksError):
-    """Raised inside a store change to read the stored queue without writing anything."""
-
-    def __init__(self, stored: Queue | None) -> None:
-        super().__init__("")
-        self.stored = stored
+class _Gone(TasksError):
+    """A queue of the location that was deleted while the file was applied."""
 
 
 def _from_file(entry: QueueEntry, given: Queue, stored: Queue | None) -> Queue:
@@ -572,21 +568,15 @@ async def apply_queue_yaml(
     store, now = service.store, service.clock.now()
     planned = [(entry, entry.queue(location)) for entry in file.entries]
     for entry, queue in planned:  # check everything before writing anything
-
-        def peek(stored: Queue | None) -> Queue:
-            raise _Seen(stored)
-
         try:
-            await store.put_queue(queue.name, peek, now)
-        except _Seen as seen:
-            _from_file(entry, queue, seen.stored)
+            _from_file(entry, queue, await store.find_queue(queue.name, now))
         except QueueTombstoned as error:
             raise error.reworded(
                 f'queue.yaml line {entry.line}: queue "{entry.queue_id}": {error.message}'
             ) from None
     applied = []
     for entry, queue in planned:
-        applied.append(await store.put_queue(queue.name, partial(_from_file, entry, queue), now))
+        applied.append(await service.change_queue(queue.name, partial(_from_file, entry, queue)))
     named = {queue.name for queue in applied} | set(keep)
     after = ""
     while True:
@@ -594,8 +584,8 @@ async def apply_queue_yaml(
         for other in batch:
             if other.name in named or other.name.queue == ALWAYS_THERE or other.state is QueueState.DISABLED:
                 continue
-            with contextlib.suppress(_Seen):  # deleted meanwhile: nothing to disable
-                await store.put_queue(other.name, _disable, now)
+            with contextlib.suppress(_Gone):  # deleted meanwhile: nothing to disable
+                await service.change_queue(other.name, _disable)
         if len(batch) < 500:
             break
         after = batch[-1].name.queue
@@ -608,5 +598,5 @@ async def apply_queue_yaml(
 
 def _disable(stored: Queue | None) -> Queue:
     if stored is None:
-        raise _Seen(None)
+        raise _Gone()
     return replace(stored, state=QueueState.DISABLED)

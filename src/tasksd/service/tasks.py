@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -46,21 +47,22 @@ class TaskIds:
 
     BASE = 10**19
 
-    def __init__(self) -> None:
+    def __init__(self, randbelow: Callable[[int], int] = secrets.randbelow) -> None:
+        """``randbelow(n)``: a random integer in [0, n), the random source (tests seed one)."""
+        self._randbelow = randbelow
         self._last = 0
 
     def next(self, now: datetime) -> str:
-        candidate = self.BASE + max(to_us(now), 0) * 10_000 + secrets.randbelow(10_000)
+        candidate = self.BASE + max(to_us(now), 0) * 10_000 + self._randbelow(10_000)
         self._last = max(candidate, self._last + 1)
         return str(self._last)
 
 
-new_task_id = TaskIds().next
 GENERATED_ID_TRIES = 5
 
 
 def prepare_task(
-    parent: QueueName, given: Task, now: datetime, networks: TargetNetworks = ANY_ADDRESS
+    parent: QueueName, given: Task, now: datetime, ids: TaskIds, networks: TargetNetworks = ANY_ADDRESS
 ) -> NewTask:
     """The task to store for a CreateTask request, validated as far as it can be without its
     queue; the store checks the rest against the stored queue (``tasksd.model.admission``).
@@ -71,7 +73,7 @@ def prepare_task(
     stage = Stage.BEFORE_KIND
     try:
         if given.name is None:
-            name = parent.task(new_task_id(now))
+            name = parent.task(ids.next(now))
         elif given.name.queue_name != parent:
             raise InvalidArgument(
                 f"The queue name from request ('{parent.path}') must be the same as the queue name in the "

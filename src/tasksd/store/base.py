@@ -19,14 +19,6 @@ from tasksd.model.names import LocationName, QueueName, TaskName
 from tasksd.model.queue import Queue, QueueStats
 from tasksd.model.task import AttemptResult, Task
 
-QueueChange = Callable[[Queue | None], Queue]
-"""Computes a queue's new configuration from its stored one (None when it does not exist).
-
-It runs inside the store's transaction, so it sees and replaces the queue atomically; a
-TasksError it raises aborts the change and reaches the caller.
-"""
-
-
 STATS_WINDOW_US = 60_000_000
 """executedLastMinuteCount counts the attempts of this last stretch of time."""
 SWEEP_BATCH = 5000
@@ -58,13 +50,21 @@ class Store(Protocol):
     async def close(self) -> None:
         """Finish pending writes and release every resource."""
 
-    async def put_queue(self, name: QueueName, change: QueueChange, now: datetime) -> Queue:
-        """Create or replace a queue with ``change(stored_or_None)``.
+    async def find_queue(self, name: QueueName, now: datetime) -> Queue | None:
+        """The stored queue, or None when there is none (what a change is computed from).
 
         Raises:
-            QueueTombstoned: the queue does not exist and its name is still reserved by a
-                deletion (see ``delete_queue``).
-            TasksError: whatever ``change`` raises.
+            QueueTombstoned: there is none and its name is still reserved by a deletion (see
+                ``delete_queue``).
+        """
+
+    async def put_queue(self, name: QueueName, queue: Queue, now: datetime, replaces: Queue | None) -> Queue:
+        """Create or replace the queue ``name`` with ``queue``, provided the stored queue is
+        still ``replaces`` (None: there is none), as ``find_queue`` answered it.
+
+        Raises:
+            QueueChanged: the stored queue is not ``replaces`` (another change came first).
+            QueueTombstoned: the queue does not exist and its name is still reserved.
         """
 
     async def get_queue(self, name: QueueName) -> Queue:

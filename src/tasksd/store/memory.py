@@ -24,6 +24,7 @@ from tasksd.model.errors import (
     Aborted,
     AlreadyExists,
     FailedPrecondition,
+    QueueChanged,
     QueueNotFound,
     QueueTombstoned,
     TaskNotFound,
@@ -37,7 +38,7 @@ from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
 from tasksd.model.ratelimit import Bucket, take_lease_call
 from tasksd.model.task import PullMessage, Task
 from tasksd.store import codec
-from tasksd.store.base import STATS_WINDOW_US, SWEEP_BATCH, Claim, Finished, QueueChange
+from tasksd.store.base import STATS_WINDOW_US, SWEEP_BATCH, Claim, Finished
 
 _QueueKey = tuple[str, str, str]
 
@@ -131,14 +132,26 @@ class MemoryStore:
             raise QueueNotFound()
         return found
 
-    async def put_queue(self, name: QueueName, change: QueueChange, now: datetime) -> Queue:
+    def _check_tombstone(self, key: _QueueKey, now: datetime) -> None:
+        held = self._queue_tombstones.get(key)
+        if held is not None and held > codec.to_us(now):
+            raise QueueTombstoned()
+
+    async def find_queue(self, name: QueueName, now: datetime) -> Queue | None:
         key = (name.project, name.location, name.queue)
         row = self._queues.get(key)
         if row is None:
-            held = self._queue_tombstones.get(key)
-            if held is not None and held > codec.to_us(now):
-                raise QueueTombstoned()
-            queue = change(None)
+            self._check_tombstone(key, now)
+            return None
+        return row.queue
+
+    async def put_queue(self, name: QueueName, queue: Queue, now: datetime, replaces: Queue | None) -> Queue:
+        key = (name.project, name.location, name.queue)
+        row = self._queues.get(key)
+        if row is None:
+            if replaces is not None:
+                raise QueueChanged()
+            self._check_tombstone(key, now)
             codec.ttls_us(queue)
             queue_id = self._next_id()
             self._queues[key] = _Queue(queue_id, codec.encode_queue(queue))
@@ -146,7 +159,8 @@ class MemoryStore:
             self._tombstones[queue_id] = {}
             return queue
         old = row.queue
-        queue = change(old)
+        if old != replaces:
+            raise QueueChanged()
         task_ttl_us, _ = codec.ttls_us(queue)
         row.config = codec.encode_queue(queue)
         if queue.task_ttl != old.task_ttl:

@@ -19,6 +19,7 @@ from tasksd.model.errors import (
     AlreadyExists,
     FailedPrecondition,
     Internal,
+    QueueChanged,
     QueueNotFound,
     QueueTombstoned,
     TaskNotFound,
@@ -32,7 +33,7 @@ from tasksd.model.queue import Queue, QueueKind, QueueState, QueueStats
 from tasksd.model.ratelimit import Bucket, take_lease_call
 from tasksd.model.task import PullMessage, Task
 from tasksd.store import codec
-from tasksd.store.base import STATS_WINDOW_US, SWEEP_BATCH, Claim, Finished, QueueChange
+from tasksd.store.base import STATS_WINDOW_US, SWEEP_BATCH, Claim, Finished
 from tasksd.store.writer import Db, GroupCommitDb
 
 
@@ -63,14 +64,23 @@ class SqlStore(GroupCommitDb):
 
     # -- queues ------------------------------------------------------------------------
 
-    async def put_queue(self, name: QueueName, change: QueueChange, now: datetime) -> Queue:
+    async def find_queue(self, name: QueueName, now: datetime) -> Queue | None:
+        def job(conn: Db) -> Queue | None:
+            row = _find_queue(conn, name)
+            if row is None:
+                _check_queue_tombstone(conn, name, now)
+                return None
+            return codec.decode_queue(row[1])
+
+        return await self._read(job)
+
+    async def put_queue(self, name: QueueName, queue: Queue, now: datetime, replaces: Queue | None) -> Queue:
         def job(conn: Db) -> Queue:
             row = _find_queue(conn, name)
             if row is None:
-                held = conn.q("get_queue_tombstone", (name.project, name.location, name.queue)).fetchone()
-                if held is not None and held[0] > codec.to_us(now):
-                    raise QueueTombstoned()
-                queue = change(None)
+                if replaces is not None:
+                    raise QueueChanged()
+                _check_queue_tombstone(conn, name, now)
                 conn.q(
                     "insert_queue",
                     (
@@ -83,14 +93,15 @@ class SqlStore(GroupCommitDb):
                 )
                 return queue
             old = codec.decode_queue(row[1])
-            queue = change(old)
+            if old != replaces:
+                raise QueueChanged()
             task_ttl_us, tombstone_ttl_us = codec.ttls_us(queue)
             conn.q("update_queue", (task_ttl_us, tombstone_ttl_us, codec.encode_queue(queue), row[0]))
             if queue.task_ttl != old.task_ttl:
                 conn.q("retime_tasks", (task_ttl_us, row[0]))
             return queue
 
-        return await self._write(job)
+        return await self._write(job, checks_first=True)
 
     async def get_queue(self, name: QueueName) -> Queue:
         return await self._read(lambda conn: codec.decode_queue(_queue_row(conn, name)[1]))
@@ -537,6 +548,13 @@ class SqlStore(GroupCommitDb):
             return removed
 
         return await self._write(job)
+
+
+def _check_queue_tombstone(conn: Db, name: QueueName, now: datetime) -> None:
+    """Raises QueueTombstoned while a deleted queue's name is reserved."""
+    held = conn.q("get_queue_tombstone", (name.project, name.location, name.queue)).fetchone()
+    if held is not None and held[0] > codec.to_us(now):
+        raise QueueTombstoned()
 
 
 def _missing_task(conn: Db, queue_id: int, name: TaskName, now: datetime) -> Exception:
