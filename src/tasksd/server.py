@@ -253,7 +253,8 @@ async def serve(settings: Settings) -> None:
         clock = SystemClock()
         key = await store.get_or_add_meta("oidc_signing_key", new_signing_key)
         scheme = "https" if settings.tls is not None else "http"
-        tokens = TokenIssuer(key, settings.oidc_issuer or f"{scheme}://{settings.host}:{settings.http_port}")
+        issuer = settings.oidc_issuer or f"{scheme}://{settings.host}:{settings.http_port}"
+        tokens = TokenIssuer(key, issuer, clock)
         authenticator = Authenticator(auth, ApiTokens(key)) if auth is not None else None
         urls = AppEngineUrls(settings.app_engine_url, dict(settings.app_engine_services))
         dispatcher = Dispatcher(

@@ -37,12 +37,13 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from tasksd.clock import Clock, SystemClock
 from tasksd.targets.network import TargetNetworks
 from tasksd.targets.outbound import Outbound
 
@@ -109,9 +110,13 @@ class Sender:
         allowed_networks: tuple[str, ...] | None = None,
         allowed_hosts: frozenset[str] | None = None,
         connections_per_host: int = CONNECTIONS_PER_HOST,
+        clock: Clock | None = None,
     ) -> None:
-        """Raises: ValueError when ``ca_file`` or a network of ``allowed_networks`` cannot be
+        """``clock`` reads the time a Retry-After date is counted from.
+
+        Raises: ValueError when ``ca_file`` or a network of ``allowed_networks`` cannot be
         used (the message names it)."""
+        self.clock: Clock = clock or SystemClock()
         self._tls = _tls_context(verify_tls, ca_file)
         self._networks = TargetNetworks.parse(allowed_networks)
         self._allowed = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts is not None else None
@@ -232,7 +237,9 @@ class Sender:
             ) as response:
                 await response.read()
                 return Reply(
-                    response.status, response.reason or "", _retry_after(response.headers.get("Retry-After"))
+                    response.status,
+                    response.reason or "",
+                    _retry_after(response.headers.get("Retry-After"), self.clock.now()),
                 )
         except TimeoutError:
             return Reply(0, f"No response within the dispatch deadline ({deadline_s:g}s).")
@@ -284,13 +291,13 @@ def _origin(url: str) -> str:
     return (url if end < 0 else url[:end]).lower()
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date)."""
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds, or an HTTP date as of ``now``)."""
     if not value:
         return None
     if value.strip().isdigit():
         return float(value.strip())
     try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
     except (TypeError, ValueError):
         return None

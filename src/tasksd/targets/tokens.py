@@ -13,13 +13,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tasksd.clock import Clock, SystemClock
 
 TOKEN_LIFETIME_S = 3600
 DEFAULT_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -46,7 +48,18 @@ class AccessToken:
 
 
 class TokenIssuer:
-    def __init__(self, private_key_pem: bytes, issuer: str) -> None:
+    """Signs the OIDC tokens and issues the OAuth tokens push attempts carry, with the time
+    of ``clock`` and the randomness of ``token_urlsafe`` (injected, so tests fix both)."""
+
+    def __init__(
+        self,
+        private_key_pem: bytes,
+        issuer: str,
+        clock: Clock | None = None,
+        token_urlsafe: Callable[[int], str] = secrets.token_urlsafe,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self._token_urlsafe = token_urlsafe
         key = serialization.load_pem_private_key(private_key_pem, password=None)
         assert isinstance(key, rsa.RSAPrivateKey)
         self._key = key
@@ -63,8 +76,11 @@ class TokenIssuer:
         }
         self._access: dict[str, AccessToken] = {}
 
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
     def oidc_token(self, email: str, audience: str) -> str:
-        now = int(time.time())
+        now = int(self._now())
         claims = {
             "iss": self.issuer,
             "aud": audience,
@@ -78,8 +94,8 @@ class TokenIssuer:
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.key_id})
 
     def access_token(self, email: str, scope: str) -> str:
-        token = "ya29.tasksd-" + secrets.token_urlsafe(32)
-        now = time.time()
+        token = "ya29.tasksd-" + self._token_urlsafe(32)
+        now = self._now()
         self._access = {k: v for k, v in self._access.items() if v.expires_at > now}
         self._access[token] = AccessToken(email, scope or DEFAULT_SCOPE, now + TOKEN_LIFETIME_S)
         return token
@@ -87,7 +103,8 @@ class TokenIssuer:
     def token_info(self, token: str) -> dict[str, Any] | None:
         """What tokeninfo answers for a live access token; None for an unknown or expired one."""
         found = self._access.get(token)
-        if found is None or found.expires_at <= time.time():
+        now = self._now()
+        if found is None or found.expires_at <= now:
             return None
         return {
             "azp": found.email,
@@ -95,7 +112,7 @@ class TokenIssuer:
             "email": found.email,
             "email_verified": "true",
             "scope": found.scope,
-            "expires_in": str(int(found.expires_at - time.time())),
+            "expires_in": str(int(found.expires_at - now)),
         }
 
     def jwks(self) -> dict[str, Any]:
