@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import secrets
 from collections.abc import Callable
@@ -47,9 +48,12 @@ class TaskIds:
 
     BASE = 10**19
 
-    def __init__(self, randbelow: Callable[[int], int] = secrets.randbelow) -> None:
-        """``randbelow(n)``: a random integer in [0, n), the random source (tests seed one)."""
-        self._randbelow = randbelow
+    def __init__(self, randbelow: Callable[[int], int] | None = None) -> None:
+        """``randbelow(n)``: a random integer in [0, n), the random source (tests seed one).
+        By default a generator seeded from the system's randomness: the digits only spread
+        the ids of processes that make one in the same microsecond, and reading the system's
+        randomness for each (``secrets``) costs more than the rest of the id."""
+        self._randbelow = randbelow or random.Random(secrets.randbits(128)).randrange
         self._last = 0
 
     def next(self, now: datetime) -> str:
