@@ -403,11 +403,12 @@ class CloudTasksApi:
         return call
 
     def _in_version_words(self, error: TasksError) -> TasksError:
-        """An InvalidArgument with the model's field names in its message spelled as in this
-        version; any other error as it is."""
-        if not isinstance(error, InvalidArgument):
-            return error
-        message = error.message
+        """An InvalidArgument with the field it names spelled as in this version; any other
+        error as it is."""
+        return error.spelled(self._field_path) if isinstance(error, InvalidArgument) else error
+
+    def _field_path(self, path: str) -> str:
+        """A model field path as this version names it (its names for the model's fields)."""
         for model_name, wire_name in self.version.field_names.items():
-            message = message.replace(model_name, wire_name)
-        return error.reworded(message)
+            path = path.replace(model_name, wire_name)
+        return path

@@ -85,8 +85,25 @@ class TasksError(Exception):
 
 
 class InvalidArgument(TasksError):
+    """A request the API refuses as written. With ``field`` (the model's path of the field at
+    fault, e.g. ``rate_limits.max_dispatches_per_second``) the message is "FIELD TEXT", and
+    each API version spells the path as its own messages name that field."""
+
     code = Code.INVALID_ARGUMENT
     default_message = "Request contains an invalid argument."
+
+    def __init__(
+        self, message: str | None = None, details: tuple[Detail, ...] = (), field: str | None = None
+    ) -> None:
+        self.field = field
+        self.text = message
+        super().__init__(f"{field} {message}" if field is not None and message else message, details)
+
+    def spelled(self, spell: Callable[[str], str]) -> InvalidArgument:
+        """The same error with its field path as ``spell`` writes it (itself without a field)."""
+        if self.field is None:
+            return self
+        return InvalidArgument(self.text, self.details, spell(self.field))
 
 
 class NotFound(TasksError):

@@ -72,9 +72,7 @@ def complete_queue(queue: Queue, previous: Queue | None) -> Queue:
     tombstone_ttl = _duration_in(queue.tombstone_ttl, "tombstone_ttl", timedelta(0), MAX_TOMBSTONE_TTL)
     ratio = queue.logging_sampling_ratio
     if ratio is not None and not 0.0 <= ratio <= 1.0:
-        raise InvalidArgument(
-            f"stackdriver_logging_config.sampling_ratio must be between 0.0 and 1.0, got {ratio}."
-        )
+        raise InvalidArgument(f"must be between 0.0 and 1.0, got {ratio}.", field="logging_sampling_ratio")
     routing = queue.app_engine_routing_override
     http_target = queue.http_target
     if kind is QueueKind.PULL and (routing is not None or http_target is not None):
@@ -103,8 +101,8 @@ def _complete_rate_limits(kind: QueueKind, given: RateLimits) -> RateLimits:
         rate = DEFAULT_DISPATCHES_PER_SECOND
     elif not (0 < rate <= MAX_DISPATCHES_PER_SECOND) or math.isnan(rate):
         raise InvalidArgument(
-            "rate_limits.max_dispatches_per_second must be greater than 0 and at most "
-            f"{MAX_DISPATCHES_PER_SECOND:g}, got {rate}."
+            f"must be greater than 0 and at most {MAX_DISPATCHES_PER_SECOND:g}, got {rate}.",
+            field="rate_limits.max_dispatches_per_second",
         )
     burst = given.max_burst_size
     if burst is None or burst == 0:
@@ -118,8 +116,8 @@ def _complete_rate_limits(kind: QueueKind, given: RateLimits) -> RateLimits:
         concurrent = DEFAULT_CONCURRENT_DISPATCHES
     elif not 0 < concurrent <= MAX_CONCURRENT_DISPATCHES:
         raise InvalidArgument(
-            "rate_limits.max_concurrent_dispatches must be between 1 and "
-            f"{MAX_CONCURRENT_DISPATCHES}, got {concurrent}."
+            f"must be between 1 and {MAX_CONCURRENT_DISPATCHES}, got {concurrent}.",
+            field="rate_limits.max_concurrent_dispatches",
         )
     return RateLimits(float(rate), burst, concurrent)
 

@@ -156,16 +156,16 @@ def _check_app_engine_request(request: AppEngineHttpRequest, project: str) -> Ap
     method = request.http_method or HttpMethod.POST
     url = request.relative_url or "/"
     if not url.startswith("/"):
-        raise InvalidArgument(f"{field}.relative_url must begin with '/', got {url!r}.")
+        raise InvalidArgument(f"must begin with '/', got {url!r}.", field=f"{field}.relative_url")
     if _SPACE.search(url):
-        raise InvalidArgument(f"{field}.relative_url must not contain spaces.")
+        raise InvalidArgument("must not contain spaces.", field=f"{field}.relative_url")
     if len(url) > MAX_URL_LENGTH:
         raise InvalidArgument(
-            f"{field}.relative_url must be at most {MAX_URL_LENGTH} characters, got {len(url)}."
+            f"must be at most {MAX_URL_LENGTH} characters, got {len(url)}.", field=f"{field}.relative_url"
         )
     if request.body and method not in _BODY_METHODS_APP_ENGINE:
         raise InvalidArgument(
-            f"{field}.body is allowed only with the POST or PUT method, not {method.value}."
+            f"is allowed only with the POST or PUT method, not {method.value}.", field=f"{field}.body"
         )
     for key in request.headers:
         if key.lower() == "host" or key.lower().startswith(_RESERVED_HEADER_PREFIXES):
@@ -228,7 +228,7 @@ def _check_http_request(request: HttpRequest) -> HttpRequest:
         raise InvalidArgument(f"{field}.url {url[:100]!r} is not a valid URL.")
     if request.body and method not in _BODY_METHODS_HTTP:
         raise InvalidArgument(
-            f"{field}.body is allowed only with the POST, PUT or PATCH method, not {method.value}."
+            f"is allowed only with the POST, PUT or PATCH method, not {method.value}.", field=f"{field}.body"
         )
     if request.oauth_token is not None and request.oidc_token is not None:
         raise InvalidArgument(f"{field} may set oauth_token or oidc_token, not both.")
