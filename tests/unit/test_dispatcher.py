@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from tasksd.clock import FakeClock
-from tasksd.engine.dispatcher import DEFAULT_DEADLINE, Dispatcher
+from tasksd.engine.dispatcher import Dispatcher
 from tasksd.model.errors import Code
 from tasksd.model.names import LocationName, QueueName
 from tasksd.model.queue import HttpTarget, Queue, QueueKind, RateLimits, RetryConfig
-from tasksd.model.task import HttpRequest, Task
+from tasksd.model.task import DEFAULT_DISPATCH_DEADLINE, HttpRequest, Task
 from tasksd.service import ServiceSettings, TasksService
 from tasksd.store.memory import MemoryStore
 from tasksd.targets.appengine import AppEngineUrls
@@ -193,7 +193,10 @@ def test_deadline_is_handed_to_the_sender_and_a_missed_one_is_retried(
             (own,) = await rig.add(queue, 1, dispatch_deadline=timedelta(seconds=20))
             await rig.add(queue, 1)
             await rig.sent(2)
-            assert sorted(h.deadline_s for h in rig.sender.held) == [20.0, DEFAULT_DEADLINE.total_seconds()]
+            assert sorted(h.deadline_s for h in rig.sender.held) == [
+                20.0,
+                DEFAULT_DISPATCH_DEADLINE.total_seconds(),
+            ]
 
             # No response within the deadline: recorded as DEADLINE_EXCEEDED and retried after
             # min_backoff, on the fake clock.

@@ -29,7 +29,14 @@ from tasksd.model.errors import Code, TasksError
 from tasksd.model.names import QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueState
 from tasksd.model.ratelimit import Bucket, refill
-from tasksd.model.task import AppEngineHttpRequest, AttemptResult, HttpRequest, ResponseStatus, Task
+from tasksd.model.task import (
+    DEFAULT_DISPATCH_DEADLINE,
+    AppEngineHttpRequest,
+    AttemptResult,
+    HttpRequest,
+    ResponseStatus,
+    Task,
+)
 from tasksd.observe.metrics import METRICS
 from tasksd.store.base import Finished, Store
 from tasksd.targets.appengine import AppEngineUrls, app_engine_outbound
@@ -40,7 +47,6 @@ from tasksd.targets.tokens import TokenIssuer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DEADLINE = timedelta(minutes=10)
 MAX_CLAIM = 500
 CLAIM_INTERVAL_S = 0.01
 """At high rates, tokens are gathered this long and claimed together: one store transaction
@@ -228,7 +234,9 @@ class Dispatcher:
         if outbound is None:
             asyncio.get_running_loop().call_soon(replied, Reply(0, "Pull tasks are not dispatched."))
             return
-        self.sender.submit(outbound, (task.dispatch_deadline or DEFAULT_DEADLINE).total_seconds(), replied)
+        self.sender.submit(
+            outbound, (task.dispatch_deadline or DEFAULT_DISPATCH_DEADLINE).total_seconds(), replied
+        )
 
     def _outbound(self, queue: Queue, task: Task) -> Outbound | None:
         history = History.of(task)

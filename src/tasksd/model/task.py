@@ -9,6 +9,9 @@ from enum import Enum
 from tasksd.model.names import TaskName
 from tasksd.model.queue import AppEngineRouting, HttpMethod, OAuthToken, OidcToken, RetryConfig
 
+DEFAULT_DISPATCH_DEADLINE = timedelta(minutes=10)
+"""How long an attempt waits for its answer when the task names no dispatch deadline."""
+
 
 class TaskView(Enum):
     """BASIC leaves out payloads and bodies; FULL includes them."""

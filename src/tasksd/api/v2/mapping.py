@@ -11,7 +11,6 @@ LIMITATIONS (differences from the real service):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from google.cloud.tasks_v2.types import queue as queue_types
 from google.cloud.tasks_v2.types import task as task_types
@@ -21,9 +20,15 @@ from tasksd.api import common_mapping, protobuf_util
 from tasksd.model.errors import InvalidArgument
 from tasksd.model.names import QueueName, TaskName
 from tasksd.model.queue import Queue, QueueKind, QueueStats, RateLimits, RetryConfig
-from tasksd.model.task import AppEngineHttpRequest, HttpRequest, PullMessage, Task, TaskView
+from tasksd.model.task import (
+    DEFAULT_DISPATCH_DEADLINE,
+    AppEngineHttpRequest,
+    HttpRequest,
+    PullMessage,
+    Task,
+    TaskView,
+)
 
-DEFAULT_DISPATCH_DEADLINE = timedelta(minutes=10)
 FIELD_NAMES = {
     "relative_url": "relative_uri",
     "logging_sampling_ratio": "stackdriver_logging_config.sampling_ratio",
