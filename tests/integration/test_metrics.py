@@ -151,34 +151,15 @@ def test_api_requests_by_method_transport_and_code(observed: Server) -> None:
             client.create_queue(parent=PARENT, queue={"name": f"{PARENT}/queues/bad_name"})
     after = scrape(observed)
     for transport in ("grpc", "rest"):
-        assert (
-            delta(
-                before, after, "tasksd_api_requests_total", method="GetQueue", transport=transport, code="OK"
+        for method, code in [
+            ("GetQueue", "OK"),
+            ("GetQueue", "NOT_FOUND"),
+            ("CreateQueue", "INVALID_ARGUMENT"),
+        ]:
+            requests = delta(
+                before, after, "tasksd_api_requests_total", method=method, transport=transport, code=code
             )
-            == 1
-        )
-        assert (
-            delta(
-                before,
-                after,
-                "tasksd_api_requests_total",
-                method="GetQueue",
-                transport=transport,
-                code="NOT_FOUND",
-            )
-            == 1
-        )
-        assert (
-            delta(
-                before,
-                after,
-                "tasksd_api_requests_total",
-                method="CreateQueue",
-                transport=transport,
-                code="INVALID_ARGUMENT",
-            )
-            == 1
-        )
+            assert requests == 1, (method, transport, code)
         count = delta(
             before, after, "tasksd_api_request_duration_seconds_count", method="GetQueue", transport=transport
         )
