@@ -27,6 +27,7 @@ chromium:
 
 test: $(STAMP) postgres chromium
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)

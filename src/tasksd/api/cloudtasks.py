@@ -20,7 +20,7 @@ from tasksd.api.iam import policy_from_pb, policy_to_pb
 from tasksd.api.rpc import Handler, ManyHandler, Rpc
 from tasksd.api.status import status_pb
 from tasksd.api.versions import Version
-from tasksd.model.errors import InvalidArgument, QueueNotFound, TasksError, Unimplemented, settle
+from tasksd.model.errors import InvalidArgument, QueueNotFound, TasksError, Unimplemented, outcomes_of
 from tasksd.model.names import LocationName, OperationName, QueueName, TaskName, config_location
 from tasksd.model.queue import Queue
 from tasksd.model.task import Task, TaskView
@@ -340,7 +340,7 @@ class CloudTasksApi:
 
     async def acknowledge_tasks(self, requests: list[Message]) -> list[Message | TasksError]:
         """AcknowledgeTask for many requests at once (one HTTP batch): one store transaction."""
-        outcomes = await settle(requests, _held_lease, self.service.acknowledge_tasks)
+        outcomes = await outcomes_of(requests, _held_lease, self.service.acknowledge_tasks)
         return [_EMPTY if outcome is None else outcome for outcome in outcomes]
 
     async def RenewLease(self, request: Message) -> Message:

@@ -211,7 +211,7 @@ class LocationNotFound(NotFound):
     default_message = "Location not found."
 
 
-async def settle(
+async def outcomes_of(
     items: Iterable[Item],
     check: Callable[[Item], Checked],
     run: Callable[[list[Checked]], Awaitable[list[Answer]]],

@@ -21,7 +21,7 @@ from tasksd.model.errors import (
     QueueNotFound,
     QueueTombstoned,
     TasksError,
-    settle,
+    outcomes_of,
 )
 from tasksd.model.iam import Policy
 from tasksd.model.leases import LeaseRequest
@@ -439,7 +439,7 @@ class TasksService:
         """Acknowledge many leased tasks in one store transaction (an HTTP batch of
         acknowledgements): for each, None or the error ``acknowledge_task`` would raise."""
         now = self.clock.now()
-        outcomes = await settle(
+        outcomes = await outcomes_of(
             held,
             lambda one: (one[0], _required_schedule_time(one[1])),
             lambda checked: self.store.acknowledge_tasks(checked, now),

@@ -43,7 +43,7 @@ def _find_queue(conn: Db, name: QueueName) -> tuple[int, bytes, bytes | None] | 
     if memo is not None and name in memo:
         found: tuple[int, bytes, bytes | None] | None = memo[name]
         return found
-    row: tuple[int, bytes, bytes | None] | None = conn.q(
+    row: tuple[int, bytes, bytes | None] | None = conn.run(
         "get_queue", (name.project, name.location, name.queue)
     ).fetchone()
     if memo is not None:
@@ -81,7 +81,7 @@ class SqlStore(GroupCommitDb):
                 if replaces is not None:
                     raise QueueChanged()
                 _check_queue_tombstone(conn, name, now)
-                conn.q(
+                conn.run(
                     "insert_queue",
                     (
                         name.project,
@@ -96,9 +96,9 @@ class SqlStore(GroupCommitDb):
             if old != replaces:
                 raise QueueChanged()
             task_ttl_us, tombstone_ttl_us = codec.ttls_us(queue)
-            conn.q("update_queue", (task_ttl_us, tombstone_ttl_us, codec.encode_queue(queue), row[0]))
+            conn.run("update_queue", (task_ttl_us, tombstone_ttl_us, codec.encode_queue(queue), row[0]))
             if queue.task_ttl != old.task_ttl:
-                conn.q("retime_tasks", (task_ttl_us, row[0]))
+                conn.run("retime_tasks", (task_ttl_us, row[0]))
             return queue
 
         return await self._write(job, checks_first=True)
@@ -108,7 +108,7 @@ class SqlStore(GroupCommitDb):
 
     async def list_queues(self, parent: LocationName, after: str, limit: int) -> list[Queue]:
         def job(conn: Db) -> list[Queue]:
-            rows = conn.q("list_queues", (parent.project, parent.location, after, limit))
+            rows = conn.run("list_queues", (parent.project, parent.location, after, limit))
             return [codec.decode_queue(row[0]) for row in rows]
 
         return await self._read(job)
@@ -116,12 +116,12 @@ class SqlStore(GroupCommitDb):
     async def delete_queue(self, name: QueueName, now: datetime, reuse_delay: timedelta) -> None:
         def job(conn: Db) -> None:
             queue_id = _queue_row(conn, name)[0]
-            conn.q("delete_all_tasks", (queue_id,))
-            conn.q("delete_all_tombstones", (queue_id,))
-            conn.q("delete_attempt_seconds", (queue_id,))
-            conn.q("delete_queue", (queue_id,))
+            conn.run("delete_all_tasks", (queue_id,))
+            conn.run("delete_all_tombstones", (queue_id,))
+            conn.run("delete_attempt_seconds", (queue_id,))
+            conn.run("delete_queue", (queue_id,))
             if reuse_delay > timedelta(0):
-                conn.q(
+                conn.run(
                     "put_queue_tombstone",
                     (name.project, name.location, name.queue, codec.to_us(now + reuse_delay)),
                 )
@@ -133,9 +133,9 @@ class SqlStore(GroupCommitDb):
             queue_id, config, _ = _queue_row(conn, name)
             queue = replace(codec.decode_queue(config), purge_time=now)
             until = codec.tombstone_until_us(queue, now)
-            conn.q("tombstone_all_tasks", (until, queue_id))
-            conn.q("delete_all_tasks", (queue_id,))
-            conn.q("update_queue", (*codec.ttls_us(queue), codec.encode_queue(queue), queue_id))
+            conn.run("tombstone_all_tasks", (until, queue_id))
+            conn.run("delete_all_tasks", (queue_id,))
+            conn.run("update_queue", (*codec.ttls_us(queue), codec.encode_queue(queue), queue_id))
             return queue
 
         return await self._write(job)
@@ -169,7 +169,7 @@ class SqlStore(GroupCommitDb):
                 queue_id,
                 now_us,
             )
-            count, oldest, in_flight, recent, ended, failed, throttle = conn.q(
+            count, oldest, in_flight, recent, ended, failed, throttle = conn.run(
                 "queue_stats", params
             ).fetchone()
             rate = 0.0
@@ -189,7 +189,7 @@ class SqlStore(GroupCommitDb):
 
     async def locations_in_use(self, project: str) -> list[str]:
         def job(conn: Db) -> list[str]:
-            return [row[0] for row in conn.q("locations_in_use", (project,))]
+            return [row[0] for row in conn.run("locations_in_use", (project,))]
 
         return await self._read(job)
 
@@ -203,13 +203,13 @@ class SqlStore(GroupCommitDb):
             stored = codec.decode_queue(config)
             task = admit(stored, new)
             assert task.name is not None and task.schedule_time and task.create_time
-            held = conn.q("get_tombstone", (queue_id, task.name.task)).fetchone()
+            held = conn.run("get_tombstone", (queue_id, task.name.task)).fetchone()
             if held is not None and held[0] > now_us:
                 raise AlreadyExists()
             kind, payload, attempts, options = codec.encode_task_columns(task)
             tag = task.payload.tag if isinstance(task.payload, PullMessage) else None
             create_us = codec.to_us(task.create_time)
-            inserted = conn.q(
+            inserted = conn.run(
                 "insert_task",
                 (
                     queue_id,
@@ -235,7 +235,7 @@ class SqlStore(GroupCommitDb):
     async def get_task(self, name: TaskName, now: datetime) -> Task:
         def job(conn: Db) -> Task:
             queue_id = _queue_row(conn, name.queue_name)[0]
-            row = conn.q("get_task", (queue_id, name.task, codec.to_us(now))).fetchone()
+            row = conn.run("get_task", (queue_id, name.task, codec.to_us(now))).fetchone()
             if row is None:
                 raise _missing_task(conn, queue_id, name, now)
             return codec.decode_task(name.queue_name, *row)
@@ -245,7 +245,7 @@ class SqlStore(GroupCommitDb):
     async def list_tasks(self, queue: QueueName, after: str, limit: int, now: datetime) -> list[Task]:
         def job(conn: Db) -> list[Task]:
             queue_id = _queue_row(conn, queue)[0]
-            rows = conn.q("list_tasks", (queue_id, after, codec.to_us(now), limit))
+            rows = conn.run("list_tasks", (queue_id, after, codec.to_us(now), limit))
             return [codec.decode_task(queue, *row) for row in rows]
 
         return await self._read(job)
@@ -253,11 +253,11 @@ class SqlStore(GroupCommitDb):
     async def delete_task(self, name: TaskName, now: datetime) -> None:
         def job(conn: Db) -> None:
             queue_id, config, _ = _queue_row(conn, name.queue_name)
-            deleted = conn.q("delete_task", (queue_id, name.task, codec.to_us(now)))
+            deleted = conn.run("delete_task", (queue_id, name.task, codec.to_us(now)))
             if deleted.rowcount == 0:
                 raise _missing_task(conn, queue_id, name, now)
             until = codec.tombstone_until_us(codec.decode_queue(config), now)
-            conn.q("put_tombstone", (queue_id, name.task, until))
+            conn.run("put_tombstone", (queue_id, name.task, until))
 
         await self._write(job, checks_first=True)
 
@@ -271,15 +271,15 @@ class SqlStore(GroupCommitDb):
             stored = codec.decode_queue(config)
             check_leasable(stored)
             if lease.calls_per_second > 0:
-                held = conn.q("get_lease_bucket", (queue_id,)).fetchone()
+                held = conn.run("get_lease_bucket", (queue_id,)).fetchone()
                 bucket = Bucket(float(held[0]), codec.from_us(held[1])) if held is not None else None
                 bucket = take_lease_call(bucket, now, rate=lease.calls_per_second, queue=queue)
-                conn.q("put_lease_bucket", (queue_id, bucket.tokens, codec.to_us(bucket.updated)))
+                conn.run("put_lease_bucket", (queue_id, bucket.tokens, codec.to_us(bucket.updated)))
             max_attempts = stored.retry_config.max_attempts or -1
             tombstone_until = codec.tombstone_until_us(stored, now)
             tag = lease.tag
             if lease.oldest_tag:
-                oldest = conn.q("oldest_due_tag", (queue_id, now_us, now_us)).fetchone()
+                oldest = conn.run("oldest_due_tag", (queue_id, now_us, now_us)).fetchone()
                 if oldest is None:
                     return []
                 tag = oldest[0]
@@ -288,17 +288,17 @@ class SqlStore(GroupCommitDb):
             while len(leased) < lease.max_tasks:
                 wanted = lease.max_tasks - len(leased)
                 if tag is None:
-                    rows = conn.q("due_tasks", (queue_id, now_us, now_us, wanted)).fetchall()
+                    rows = conn.run("due_tasks", (queue_id, now_us, now_us, wanted)).fetchall()
                 else:
-                    rows = conn.q("due_tasks_with_tag", (queue_id, tag, now_us, now_us, wanted)).fetchall()
+                    rows = conn.run("due_tasks_with_tag", (queue_id, tag, now_us, now_us, wanted)).fetchall()
                 exhausted = False
                 updates: list[tuple[Any, ...]] = []
                 for row in rows:
                     row_id, task_id, dispatch_count, payload = row[0], row[1], row[5], row[7]
                     limit = codec.max_attempts(row[9], max_attempts) if row[9] else max_attempts
                     if attempts_exhausted(dispatch_count, limit):
-                        conn.q("delete_task_by_id", (row_id,))
-                        conn.q("put_tombstone", (queue_id, task_id, tombstone_until))
+                        conn.run("delete_task_by_id", (row_id,))
+                        conn.run("put_tombstone", (queue_id, task_id, tombstone_until))
                         exhausted = True
                         continue
                     size += estimated_reply_bytes(task_id, payload)
@@ -309,7 +309,7 @@ class SqlStore(GroupCommitDb):
                     task.schedule_time = lease.until
                     task.status.dispatch_count += 1
                     leased.append(task)
-                conn.qmany("lease_task", updates)  # before any new select: nothing is taken twice
+                conn.run_many("lease_task", updates)  # before any new select: nothing is taken twice
                 if size > lease.max_bytes or not exhausted or len(rows) < wanted:
                     break
             return leased
@@ -329,8 +329,8 @@ class SqlStore(GroupCommitDb):
                 try:
                     queue_id, config, _ = _queue_row(conn, name.queue_name)
                     params = (queue_id, name.task, now_us, codec.KIND_PULL, codec.to_us(schedule_time))
-                    if conn.q("acknowledge_task", params).rowcount == 0:
-                        conn.qmany("put_tombstone", tombstones)  # a repeated ack finds its tombstone
+                    if conn.run("acknowledge_task", params).rowcount == 0:
+                        conn.run_many("put_tombstone", tombstones)  # a repeated ack finds its tombstone
                         tombstones.clear()
                         _held_task(conn, queue_id, name, schedule_time, now)  # raises why not
                         raise Internal(f"{name.path} could not be acknowledged.")
@@ -341,7 +341,7 @@ class SqlStore(GroupCommitDb):
                     until[queue_id] = codec.tombstone_until_us(codec.decode_queue(config), now)
                 tombstones.append((queue_id, name.task, until[queue_id]))
                 outcomes.append(None)
-            conn.qmany("put_tombstone", tombstones)
+            conn.run_many("put_tombstone", tombstones)
             return outcomes
 
         return await self._write(job, checks_first=True)
@@ -352,7 +352,7 @@ class SqlStore(GroupCommitDb):
         def job(conn: Db) -> Task:
             queue_id = _queue_row(conn, name.queue_name)[0]
             row = _held_task(conn, queue_id, name, schedule_time, now)
-            conn.q("reschedule_task", (codec.to_us(new_schedule_time), row[0]))
+            conn.run("reschedule_task", (codec.to_us(new_schedule_time), row[0]))
             task = codec.decode_task(name.queue_name, *row[1:])
             task.schedule_time = new_schedule_time
             return task
@@ -375,11 +375,11 @@ class SqlStore(GroupCommitDb):
             if limit > 0:
                 started = [
                     _start(queue, found, now)
-                    for found in conn.q("due_push_tasks", (queue_id, now_us, now_us, limit)).fetchall()
+                    for found in conn.run("due_push_tasks", (queue_id, now_us, now_us, limit)).fetchall()
                 ]
-                conn.qmany("start_attempt", [params for _, params in started])
+                conn.run_many("start_attempt", [params for _, params in started])
                 claimed = [task for task, _ in started]
-            next_due = conn.q("next_due_us", (queue_id, now_us)).fetchone()[0]
+            next_due = conn.run("next_due_us", (queue_id, now_us)).fetchone()[0]
             return Claim(stored, claimed, codec.from_us(next_due) if next_due is not None else None)
 
         return await self._write(job, checks_first=True)
@@ -387,13 +387,13 @@ class SqlStore(GroupCommitDb):
     async def start_attempt(self, name: TaskName, now: datetime) -> tuple[Queue, Task]:
         def job(conn: Db) -> tuple[Queue, Task]:
             queue_id, config, _ = _queue_row(conn, name.queue_name)
-            found = conn.q("held_task", (queue_id, name.task, codec.to_us(now))).fetchone()
+            found = conn.run("held_task", (queue_id, name.task, codec.to_us(now))).fetchone()
             if found is None:
                 raise _missing_task(conn, queue_id, name, now)
             if found[2] == codec.KIND_PULL:
                 raise FailedPrecondition("RunTask cannot be called on a pull task.")
             task, params = _start(name.queue_name, found, now)
-            conn.q("start_attempt", params)
+            conn.run("start_attempt", params)
             return codec.decode_queue(config), task
 
         return await self._write(job, checks_first=True)
@@ -429,9 +429,9 @@ class SqlStore(GroupCommitDb):
                 else:
                     _retry(conn, queue_id, one, started_us)
             # Only a task still in that attempt gets a tombstone and is deleted.
-            conn.qmany("tombstone_attempted", tombstones)
-            conn.qmany("delete_attempted", done)
-            conn.qmany("count_answered", [(*key, *counts) for key, counts in ended.items()])
+            conn.run_many("tombstone_attempted", tombstones)
+            conn.run_many("delete_attempted", done)
+            conn.run_many("count_answered", [(*key, *counts) for key, counts in ended.items()])
 
         await self._write(job, checks_first=True)
 
@@ -444,13 +444,13 @@ class SqlStore(GroupCommitDb):
             row = _find_queue(conn, queue)
             if row is None:
                 return False
-            owner = conn.q("get_owner", (row[0],)).fetchone()
+            owner = conn.run("get_owner", (row[0],)).fetchone()
             if owner is not None and owner[0] != node and owner[1] > now_us:
                 return False  # a live node has it
             if owner is None or owner[0] != node:
-                conn.q("recover_queue_attempts", (row[0],))
+                conn.run("recover_queue_attempts", (row[0],))
             try:
-                conn.q("put_owner", (row[0], node, now_us + codec.duration_us(ttl), throttle))
+                conn.run("put_owner", (row[0], node, now_us + codec.duration_us(ttl), throttle))
             except conn.unique_violation:
                 return False  # another node took it in the same instant
             return True
@@ -461,30 +461,30 @@ class SqlStore(GroupCommitDb):
         def job(conn: Db) -> None:
             row = _find_queue(conn, queue)
             if row is not None:
-                conn.q("release_owner", (row[0], node))
+                conn.run("release_owner", (row[0], node))
 
         await self._write(job)
 
     async def queue_configs(self) -> list[Queue]:
-        return await self._read(lambda conn: [codec.decode_queue(r[0]) for r in conn.q("queue_configs")])
+        return await self._read(lambda conn: [codec.decode_queue(r[0]) for r in conn.run("queue_configs")])
 
     async def get_or_add_meta(self, key: str, make: Callable[[], bytes]) -> bytes:
         def job(conn: Db) -> bytes:
-            found = conn.q("get_meta", (key,)).fetchone()
+            found = conn.run("get_meta", (key,)).fetchone()
             if found is None:
-                conn.q("add_meta", (key, make()))  # ignored when another node added one first
-                found = conn.q("get_meta", (key,)).fetchone()
+                conn.run("add_meta", (key, make()))  # ignored when another node added one first
+                found = conn.run("get_meta", (key,)).fetchone()
             return bytes(found[0])
 
         return await self._write(job)
 
     async def get_meta(self, key: str) -> bytes | None:
-        found = await self._read(lambda conn: conn.q("get_meta", (key,)).fetchone())
+        found = await self._read(lambda conn: conn.run("get_meta", (key,)).fetchone())
         return bytes(found[0]) if found is not None else None
 
     async def put_meta(self, key: str, value: bytes) -> None:
         def job(conn: Db) -> None:
-            conn.q("put_meta", (key, value))
+            conn.run("put_meta", (key, value))
 
         await self._write(job, checks_first=True)
 
@@ -494,23 +494,23 @@ class SqlStore(GroupCommitDb):
         now_us = codec.to_us(now)
 
         def job(conn: Db) -> bytes | None:
-            if conn.q("begin_operation", (name, body, codec.to_us(now + keep), now_us)).rowcount:
+            if conn.run("begin_operation", (name, body, codec.to_us(now + keep), now_us)).rowcount:
                 return None
-            return bytes(conn.q("get_operation", (name, now_us)).fetchone()[0])
+            return bytes(conn.run("get_operation", (name, now_us)).fetchone()[0])
 
         return await self._write(job, checks_first=True)
 
     async def end_operation(self, name: str, body: bytes | None, now: datetime, keep: timedelta) -> None:
         def job(conn: Db) -> None:
             if body is None:
-                conn.q("forget_operation", (name,))
+                conn.run("forget_operation", (name,))
             else:
-                conn.q("end_operation", (body, codec.to_us(now + keep), name))
+                conn.run("end_operation", (body, codec.to_us(now + keep), name))
 
         await self._write(job, checks_first=True)
 
     async def get_operation(self, name: str, now: datetime) -> bytes | None:
-        found = await self._read(lambda conn: conn.q("get_operation", (name, codec.to_us(now))).fetchone())
+        found = await self._read(lambda conn: conn.run("get_operation", (name, codec.to_us(now))).fetchone())
         return bytes(found[0]) if found is not None else None
 
     # -- IAM ---------------------------------------------------------------------------
@@ -529,7 +529,7 @@ class SqlStore(GroupCommitDb):
                     "read-modify-write with exponential backoff."
                 )
             new = replace(policy, etag=next_etag(current.etag))
-            conn.q("set_policy", (codec.encode_policy(new), queue_id))
+            conn.run("set_policy", (codec.encode_policy(new), queue_id))
             return new
 
         return await self._write(job)
@@ -540,11 +540,11 @@ class SqlStore(GroupCommitDb):
         now_us = codec.to_us(now)
 
         def job(conn: Db) -> int:
-            removed: int = conn.q("sweep_tasks", (now_us, SWEEP_BATCH)).rowcount
-            removed += conn.q("sweep_tombstones", (now_us, SWEEP_BATCH)).rowcount
-            conn.q("sweep_queue_tombstones", (now_us,))
-            conn.q("sweep_operations", (now_us,))
-            conn.q("sweep_attempt_seconds", ((now_us - 2 * STATS_WINDOW_US) // 1_000_000,))
+            removed: int = conn.run("sweep_tasks", (now_us, SWEEP_BATCH)).rowcount
+            removed += conn.run("sweep_tombstones", (now_us, SWEEP_BATCH)).rowcount
+            conn.run("sweep_queue_tombstones", (now_us,))
+            conn.run("sweep_operations", (now_us,))
+            conn.run("sweep_attempt_seconds", ((now_us - 2 * STATS_WINDOW_US) // 1_000_000,))
             return removed
 
         return await self._write(job)
@@ -552,13 +552,13 @@ class SqlStore(GroupCommitDb):
 
 def _check_queue_tombstone(conn: Db, name: QueueName, now: datetime) -> None:
     """Raises QueueTombstoned while a deleted queue's name is reserved."""
-    held = conn.q("get_queue_tombstone", (name.project, name.location, name.queue)).fetchone()
+    held = conn.run("get_queue_tombstone", (name.project, name.location, name.queue)).fetchone()
     if held is not None and held[0] > codec.to_us(now):
         raise QueueTombstoned()
 
 
 def _missing_task(conn: Db, queue_id: int, name: TaskName, now: datetime) -> Exception:
-    held = conn.q("get_tombstone", (queue_id, name.task)).fetchone()
+    held = conn.run("get_tombstone", (queue_id, name.task)).fetchone()
     if held is not None and held[0] > codec.to_us(now):
         return TaskTombstoned()
     return TaskNotFound()
@@ -568,7 +568,7 @@ def _held_task(
     conn: Db, queue_id: int, name: TaskName, schedule_time: datetime, now: datetime
 ) -> tuple[Any, ...]:
     """The row of a pull task whose lease the caller proves to hold with its schedule time."""
-    row = conn.q("held_task", (queue_id, name.task, codec.to_us(now))).fetchone()
+    row = conn.run("held_task", (queue_id, name.task, codec.to_us(now))).fetchone()
     if row is None:
         raise _missing_task(conn, queue_id, name, now)
     if row[2] != codec.KIND_PULL:
@@ -594,9 +594,9 @@ def _retry(conn: Db, queue_id: int, finished: Finished, started_us: int) -> None
     """Record a failed attempt that is to be retried at ``result.next_schedule_time``."""
     name, result = finished.name, finished.result
     assert result.next_schedule_time is not None
-    found = conn.q("attempt_row", (queue_id, name.task, started_us)).fetchone()
+    found = conn.run("attempt_row", (queue_id, name.task, started_us)).fetchone()
     if found is None:
         return  # deleted, purged or re-run meanwhile: this attempt no longer counts
     status = attempts.record_result(codec.decode_task(name.queue_name, *found[1:]).status, result)
     next_us = codec.to_us(result.next_schedule_time)
-    conn.q("retry_task", (next_us, status.response_count, codec.encode_attempts(status), found[0]))
+    conn.run("retry_task", (next_us, status.response_count, codec.encode_attempts(status), found[0]))

@@ -65,12 +65,12 @@ class Db:
         self.memo: dict[QueueName, Any] | None = None
         """Queue rows read in the writer's current transaction (None on readers)."""
 
-    def q(self, name: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
+    def run(self, name: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         if name in self.queue_writes and self.memo:
             self.memo.clear()
         return self.conn.execute(self.queries[name], params)
 
-    def qmany(self, name: str, rows: list[tuple[Any, ...]]) -> None:
+    def run_many(self, name: str, rows: list[tuple[Any, ...]]) -> None:
         """One statement for many rows (PostgreSQL pipelines them: one round trip)."""
         if rows:
             self.conn.cursor().executemany(self.queries[name], rows)
