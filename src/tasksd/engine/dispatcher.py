@@ -95,6 +95,11 @@ def response_status(reply: Reply) -> ResponseStatus:
 
 
 class Dispatcher:
+    """Push dispatch for one node: a supervisor takes ownership of running push queues in the
+    store (renewed every heartbeat, given up on stop) and runs a worker for each; a worker
+    claims due tasks as its queue's rate and concurrency allow, hands them to ``sender`` and
+    records each result with ``store.finish_attempts``. All waiting goes through ``clock``."""
+
     def __init__(
         self,
         store: Store,

@@ -75,6 +75,12 @@ class Page(Generic[T]):
 
 
 class TasksService:
+    """Every operation of the API in version-neutral terms: it validates a request against the
+    rules the wire does not express, fills the service's defaults, reads the time once from
+    ``clock`` and hands the store plain data (``NewTask``, ``LeaseRequest``, a queue and the one
+    it replaces). The API layer maps each version's protobuf to these calls and back; the
+    dispatcher is told of queue changes so push queues start, pause and stop at once."""
+
     def __init__(
         self,
         store: Store,

@@ -44,6 +44,14 @@ class Finished:
 
 
 class Store(Protocol):
+    """Where queues, tasks, tombstones, attempts, policies and queue ownership are kept.
+
+    Every operation takes and returns the model's data; the rules are applied by the caller or
+    by the model's pure functions the store imports (``admission``, ``attempts``, ``leases``),
+    never by calling back into the service. Backends: ``MemoryStore`` (the reference), and
+    the SQL jobs of ``sqlstore`` on SQLite and PostgreSQL; ``tests/unit/test_store_contract.py``
+    holds all of them to the same behaviour."""
+
     async def open(self) -> None:
         """Create or migrate the schema and start any worker threads or pools."""
 

@@ -102,6 +102,12 @@ class CheckedResolver(AbstractResolver):
 
 
 class Sender:
+    """Sends attempts (``Outbound`` requests, already built by the dispatcher) and answers each
+    with a ``Reply``: the HTTP status and Retry-After, or why nothing came back or nothing was
+    sent. Attempts to one host share ``connections_per_host`` connections (the lanes of this
+    module's docstring); the address actually connected to is checked against the outbound
+    rules before anything is sent."""
+
     def __init__(
         self,
         *,
