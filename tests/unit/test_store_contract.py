@@ -615,3 +615,27 @@ def test_open_store_opens_the_backend_a_url_names(tmp_path: Path, run: Run) -> N
         run(opened.close())
     with pytest.raises(UnsupportedDatabase, match="memory://"):
         run(open_store("mysql://nope"))
+
+
+def test_insert_tasks_answers_each_task_on_its_own(store: Store, run: Run) -> None:
+    create(store, run)
+    run(add(store, make_task("gone"), NOW))
+    run(store.delete_task(Q.task("gone"), NOW))
+    run(add(store, make_task("live"), NOW))
+    push = _http(Q, "push")  # an HTTP task for a pull queue: admit refuses it
+    batch = [make_task("a"), make_task("live"), make_task("gone"), new(push), make_task("a"), make_task("b")]
+    answers = run(store.insert_tasks(Q, [b if isinstance(b, NewTask) else new(b) for b in batch], NOW))
+    assert [type(a).__name__ for a in answers] == [
+        "Task",
+        "AlreadyExists",
+        "AlreadyExists",
+        "InvalidArgument",
+        "AlreadyExists",  # the second "a" of the batch
+        "Task",
+    ]
+    stored = run(store.list_tasks(Q, "", 10, NOW))
+    assert [t.name.task for t in stored if t.name] == ["a", "b", "live"]
+    assert stored[0] == answers[0]
+    assert run(store.insert_tasks(Q, [], NOW)) == []
+    with pytest.raises(QueueNotFound):
+        run(store.insert_tasks(QueueName("p", "l", "nowhere"), [new(make_task("c"))], NOW))

@@ -77,6 +77,7 @@ class TargetNetworks:
             return None
         return refused_message(address)
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (few rules live, each for the server's life)
     def literal_refusal(self, host: str) -> str | None:
         """Why a URL whose host is ``host`` is refused before it is sent: its host is an
         address (in any form a resolver reads as one) that is not allowed. None otherwise,

@@ -286,11 +286,16 @@ class TasksService:
                 # A generated id another node made too (see TaskIds): make a new one.
                 if task.name is not None or not tries_left:
                     raise
-        if self.dispatcher is not None and not isinstance(created.payload, PullMessage):
+        self._created(parent, [created])
+        return created
+
+    def _created(self, parent: QueueName, tasks: list[Task]) -> None:
+        """Tell the dispatcher of new push tasks, and log each task."""
+        if self.dispatcher is not None and any(not isinstance(t.payload, PullMessage) for t in tasks):
             self.dispatcher.notify(parent)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("task created", extra={"task": created.name.path if created.name else None})
-        return created
+            for task in tasks:
+                log.debug("task created", extra={"task": task.name.path if task.name else None})
 
     async def buffer_task(self, queue: QueueName, task_id: str, body: bytes, content_type: str) -> Task:
         """A new HTTP task whose request is ``body``, sent where the queue's HTTP target says.
@@ -351,9 +356,31 @@ class TasksService:
         """Create each task as CreateTask would, each on its own: one that fails (or came as an
         error, a request that could not be read) leaves the others created. The caller has
         checked that the queue is there (the API: that its version sees it)."""
-        start = self.clock.now()
-        calls = [self.create_task(parent, task) for task in tasks if not isinstance(task, TasksError)]
-        created = iter(await self._each(calls))
+        start = now = self.clock.now()
+        networks = self.settings.target_networks
+        news = [
+            prepare_task(parent, task, now, self.task_ids, networks)
+            for task in tasks
+            if not isinstance(task, TasksError)
+        ]
+        answers: list[Task | TasksError]
+        try:
+            answers = await self.store.insert_tasks(parent, news, now) if news else []
+        except QueueNotFound as missing:
+            answers = [missing] * len(news)
+        # A generated id another node made too (see TaskIds): that task alone is made again.
+        clashed = [
+            i for i, a in enumerate(answers) if isinstance(a, AlreadyExists) and news[i].given.name is None
+        ]
+        if clashed:
+            again = await self._each([self.create_task(parent, news[i].given) for i in clashed])
+            for i, answer in zip(clashed, again, strict=True):
+                answers[i] = answer
+        made_again = set(clashed)  # create_task told of those
+        self._created(
+            parent, [a for i, a in enumerate(answers) if isinstance(a, Task) and i not in made_again]
+        )
+        created = iter(answers)
         results = [task if isinstance(task, TasksError) else next(created) for task in tasks]
         return BatchResult(start, self.clock.now(), results)
 

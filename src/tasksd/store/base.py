@@ -113,6 +113,16 @@ class Store(Protocol):
             AlreadyExists: a live task or an unexpired tombstone has the same name.
         """
 
+    async def insert_tasks(
+        self, queue: QueueName, news: list[NewTask], now: datetime
+    ) -> list[Task | TasksError]:
+        """``insert_task`` for each of ``news`` in order, in one transaction, reading the queue
+        once: each answers its stored task or the InvalidArgument or AlreadyExists it alone
+        failed with (a later task of the same name as an earlier one is AlreadyExists).
+
+        Raises: QueueNotFound (nothing is stored).
+        """
+
     async def get_task(self, name: TaskName, now: datetime) -> Task:
         """Raises: QueueNotFound, TaskTombstoned, TaskNotFound."""
 

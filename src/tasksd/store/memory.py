@@ -231,7 +231,21 @@ class MemoryStore:
     # -- tasks -------------------------------------------------------------------------
 
     async def insert_task(self, queue: QueueName, new: NewTask, now: datetime) -> Task:
+        return self._insert(self._row(queue), new, now)
+
+    async def insert_tasks(
+        self, queue: QueueName, news: list[NewTask], now: datetime
+    ) -> list[Task | TasksError]:
         row = self._row(queue)
+        answers: list[Task | TasksError] = []
+        for new in news:
+            try:
+                answers.append(self._insert(row, new, now))
+            except TasksError as error:
+                answers.append(error)
+        return answers
+
+    def _insert(self, row: _Queue, new: NewTask, now: datetime) -> Task:
         stored = row.queue
         task = admit(stored, new)
         assert task.name is not None and task.schedule_time and task.create_time

@@ -58,6 +58,38 @@ def _queue_row(conn: Db, name: QueueName) -> tuple[int, bytes, bytes | None]:
     return row
 
 
+def _insert(conn: Db, queue_id: int, stored: Queue, new: NewTask, now_us: int) -> Task:
+    """Store the task ``stored`` admits for ``new``; raises before writing anything
+    (InvalidArgument from ``admit``, AlreadyExists)."""
+    task = admit(stored, new)
+    assert task.name is not None and task.schedule_time and task.create_time
+    held = conn.run("get_tombstone", (queue_id, task.name.task)).fetchone()
+    if held is not None and held[0] > now_us:
+        raise AlreadyExists()
+    kind, payload, attempts, options = codec.encode_task_columns(task)
+    create_us = codec.to_us(task.create_time)
+    inserted = conn.run(
+        "insert_task",
+        (
+            queue_id,
+            task.name.task,
+            kind,
+            codec.to_us(task.schedule_time),
+            create_us,
+            create_us + codec.ttls_us(stored)[0],
+            task.payload.tag if isinstance(task.payload, PullMessage) else None,
+            task.status.dispatch_count,
+            task.status.response_count,
+            payload,
+            attempts,
+            options,
+        ),
+    )
+    if inserted.rowcount == 0:
+        raise AlreadyExists()
+    return task
+
+
 class SqlStore(GroupCommitDb):
     """The Store protocol on a relational database of one dialect: the jobs, run by the
     writer and readers ``GroupCommitDb`` keeps."""
@@ -200,35 +232,25 @@ class SqlStore(GroupCommitDb):
 
         def job(conn: Db) -> Task:
             queue_id, config, _ = _queue_row(conn, queue)
+            return _insert(conn, queue_id, codec.decode_queue(config), new, now_us)
+
+        return await self._write(job, checks_first=True)
+
+    async def insert_tasks(
+        self, queue: QueueName, news: list[NewTask], now: datetime
+    ) -> list[Task | TasksError]:
+        now_us = codec.to_us(now)
+
+        def job(conn: Db) -> list[Task | TasksError]:
+            queue_id, config, _ = _queue_row(conn, queue)
             stored = codec.decode_queue(config)
-            task = admit(stored, new)
-            assert task.name is not None and task.schedule_time and task.create_time
-            held = conn.run("get_tombstone", (queue_id, task.name.task)).fetchone()
-            if held is not None and held[0] > now_us:
-                raise AlreadyExists()
-            kind, payload, attempts, options = codec.encode_task_columns(task)
-            tag = task.payload.tag if isinstance(task.payload, PullMessage) else None
-            create_us = codec.to_us(task.create_time)
-            inserted = conn.run(
-                "insert_task",
-                (
-                    queue_id,
-                    task.name.task,
-                    kind,
-                    codec.to_us(task.schedule_time),
-                    create_us,
-                    create_us + codec.ttls_us(stored)[0],
-                    tag,
-                    task.status.dispatch_count,
-                    task.status.response_count,
-                    payload,
-                    attempts,
-                    options,
-                ),
-            )
-            if inserted.rowcount == 0:
-                raise AlreadyExists()
-            return task
+            answers: list[Task | TasksError] = []
+            for new in news:
+                try:
+                    answers.append(_insert(conn, queue_id, stored, new, now_us))
+                except TasksError as error:  # raised before this task wrote anything
+                    answers.append(error)
+            return answers
 
         return await self._write(job, checks_first=True)
 
