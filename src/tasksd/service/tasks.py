@@ -242,7 +242,14 @@ def _check_http_request(request: HttpRequest) -> HttpRequest:
     # The service sets User-Agent, whatever the caller gave; it adds nothing else (no Content-Type).
     headers = {k: v for k, v in request.headers.items() if k.lower() != "user-agent"}
     headers["User-Agent"] = HTTP_USER_AGENT
-    return replace(request, http_method=method, headers=headers)
+    return HttpRequest(
+        url=url,
+        http_method=method,
+        headers=headers,
+        body=request.body,
+        oauth_token=request.oauth_token,
+        oidc_token=request.oidc_token,
+    )
 
 
 @functools.lru_cache(maxsize=4096)
