@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import sys
 from dataclasses import replace
@@ -86,6 +85,14 @@ def main() -> None:
     show_default=True,
     help="One line per API request: method, transport, resource, code, latency, principal.",
 )
+@click.option(
+    "--processes",
+    default=_DEFAULTS.processes,
+    envvar="TASKSD_PROCESSES",
+    type=click.IntRange(1, 64),
+    show_default=True,
+    help="Server processes, each a node of the store, all on the same ports (SO_REUSEPORT).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -98,6 +105,7 @@ def serve(
     log_level: str,
     log_format: str,
     access_log: bool,
+    processes: int,
 ) -> None:
     """Serve the Cloud Tasks API until SIGINT or SIGTERM."""
     settings = replace(
@@ -111,6 +119,7 @@ def serve(
         log_level=log_level,
         log_format=log_format,
         access_log=access_log,
+        processes=processes,
     )
     explicit = {
         name
@@ -123,6 +132,7 @@ def serve(
             "log_level",
             "log_format",
             "access_log",
+            "processes",
         )
         if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
     }
@@ -132,14 +142,15 @@ def serve(
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format, settings.access_log)
-    from tasksd.server import serve as run
+    from tasksd.server import run
 
     tune_gc()
     try:
-        _run(run(settings))
+        status = run(settings)
     except (ConfigError, UnsupportedDatabase) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    sys.exit(status)
 
 
 def tune_gc() -> None:
@@ -148,15 +159,6 @@ def tune_gc() -> None:
     walks again; and leave the objects of start-up (modules, code) out of collections."""
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)
-
-
-def _run(coro: object) -> None:
-    try:
-        import uvloop
-
-        uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
 
 
 @main.group()

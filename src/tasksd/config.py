@@ -91,7 +91,14 @@ class Settings:
     """``{cert_file, key_file, client_ca_file?}``: serve REST over HTTPS and gRPC over TLS."""
     limits: Limits = field(default_factory=lambda: Limits())
     node_id: str | None = None
-    """This process's name among nodes sharing a database (random when not set)."""
+    """This process's name among nodes sharing a database; by default ``HOSTNAME:HTTP_PORT``,
+    the same across restarts (``/INDEX`` appended for each of ``processes``). A restarted node
+    sends again the attempts its previous life left in flight. Two live processes must never
+    share an id on one database: tasksd refuses a second one on the same machine, but cannot
+    see one on another machine, so a node_id set by hand must be unique across machines."""
+    processes: int = 1
+    """Server processes to run, each a node of the same store with its own node id, all
+    serving the HTTP and gRPC ports (SO_REUSEPORT). Not for in-memory stores."""
     queue_ownership_ttl_s: float = 5.0
     """How long a node's claim on a queue's dispatch lasts without renewal: the takeover time."""
     firebase_function_url: str = "http://127.0.0.1:5001/{project}/{location}/{queue}"
@@ -145,7 +152,11 @@ _KINDS: dict[str, tuple[str, Any]] = {
             )
         ),
     ),
-    "node_id": ("a string", lambda v: v is None or isinstance(v, str)),
+    "node_id": ("a non-empty string", lambda v: v is None or (isinstance(v, str) and v.strip() != "")),
+    "processes": (
+        "a whole number from 1 to 64",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64,
+    ),
     "queue_ownership_ttl_s": (
         "a number of seconds of at least 2",
         lambda v: isinstance(v, int | float) and v >= 2,

@@ -1,13 +1,39 @@
-"""Running tasksd: open the store, declare configured queues, serve, shut down cleanly."""
+"""Running tasksd: open the store, declare configured queues, serve, shut down cleanly; and
+``processes`` > 1: a parent that forks that many server processes on the same ports.
+
+Each process is a node of the store with a stable id (``node_id``, by default
+``HOSTNAME:HTTP_PORT``, and ``/INDEX`` for each of several processes), so that a restarted
+node takes its own queues back at once instead of waiting for their ownership to run out.
+Before it dispatches, a starting node gives up the ownership its previous life left in the
+store, so that the dispatcher takes each queue over as new and sends again the attempts that
+life left in flight. Two live processes with one id on one store would both dispatch: each
+node holds a lock file named after its store and id for its lifetime, and a second process
+on the same machine is refused (nodes on other machines need ids of their own).
+
+With several processes each binds the HTTP port (a socket with SO_REUSEPORT) and the gRPC
+port (gRPC sets SO_REUSEPORT itself on Linux), and the kernel spreads connections over them.
+The parent forwards SIGTERM and SIGINT (as SIGTERM) to the children and exits when they have;
+a child that dies otherwise (a crash, kill -9) is started again after a second, with the same
+node id; a child that refuses its configuration (exit status 2) stops them all.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import fcntl
+import hashlib
 import logging
+import os
 import signal
+import socket
 import ssl
-from collections.abc import Iterator
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -38,11 +64,13 @@ from tasksd.console.pages import Failures
 from tasksd.engine.dispatcher import Dispatcher
 from tasksd.model.errors import TasksError
 from tasksd.model.names import QueueName
+from tasksd.model.queue import QueueKind
 from tasksd.observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tasksd.observe.metrics import METRICS
 from tasksd.service import TasksService
 from tasksd.service.queueyaml import apply_queue_yaml
-from tasksd.store import open_store
+from tasksd.store import UnsupportedDatabase, open_store
+from tasksd.store.base import Store
 from tasksd.targets.appengine import AppEngineUrls
 from tasksd.targets.network import TargetNetworks
 from tasksd.targets.sender import Sender
@@ -234,7 +262,94 @@ async def _sweep_forever(service: TasksService, interval_s: float) -> None:
             log.exception("sweep failed")
 
 
-async def serve(settings: Settings) -> None:
+def node_id(settings: Settings, index: int | None = None) -> str:
+    """This process's node id: ``node_id``, else ``HOSTNAME:HTTP_PORT`` (stable across
+    restarts, and two servers on one machine have different ports); ``/INDEX`` for process
+    ``index`` of several. A server on an ephemeral port (0) has no stable id: a random one."""
+    base = settings.node_id
+    if base is None:
+        base = f"{socket.gethostname()}:{settings.http_port}" if settings.http_port else uuid.uuid4().hex
+    return base if index is None else f"{base}/{index}"
+
+
+def _shared_store(db: str) -> str | None:
+    """What names the store ``db`` for other processes (an SQLite file's real path), or None
+    when no other process can open it (in memory)."""
+    if db == "memory://":
+        return None
+    if db.startswith("sqlite://"):
+        path = db.removeprefix("sqlite://").removeprefix("/") or ":memory:"
+        return None if path == ":memory:" else f"sqlite:{os.path.realpath(path)}"
+    return db
+
+
+def hold_lock(key: str, what: str) -> int:
+    """Take the lock file of ``key`` (in the temporary folder) for as long as this process, or
+    its children, keep the returned descriptor open; the kernel frees it when they die.
+
+    Raises:
+        ConfigError: another live process holds it (the message names ``what`` and its pid).
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    path = Path(tempfile.gettempdir()) / f"tasksd-{digest}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        writable = True
+    except PermissionError:  # another user's file: locking needs no write access
+        fd, writable = os.open(path, os.O_RDONLY), False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 16, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(
+            f"{what} is in use by another tasksd process on this machine (pid {holder})."
+        ) from None
+    if writable:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+async def give_up_ownership(store: Store, node: str) -> None:
+    """Release the queues ``node`` owns in the store: as the only live process with that id
+    (``hold_lock``), what it owns is its previous life's, and a queue nobody owns is taken
+    over with its attempts in flight due again (``Store.own_queue``), where a queue this node
+    still owned would be renewed with them left in flight. All in one group commit."""
+    queues = [queue.name for queue in await store.queue_configs() if queue.kind is QueueKind.PUSH]
+    await asyncio.gather(*(store.release_queue(name, node) for name in queues))
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with SO_REUSEPORT, which other processes of this
+    user may bind too (the kernel spreads new connections over them); uvicorn listens on it."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}.") from None
+    return sock
+
+
+async def serve(settings: Settings, index: int | None = None) -> None:
+    """Serve until SIGINT or SIGTERM: this process alone, or process ``index`` of several."""
+    node = node_id(settings, index)
+    shared = _shared_store(settings.db)
+    lock = hold_lock(f"node\n{shared}\n{node}", f"node id {node!r} on {settings.db}") if shared else None
+    try:
+        await _serve(settings, node, index)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+async def _serve(settings: Settings, node: str, index: int | None) -> None:
     base = Path(settings.config).parent if settings.config else Path.cwd()
     auth = read_auth_config(settings.auth, base)
     tls_options, grpc_tls = _tls(settings, base)
@@ -250,6 +365,7 @@ async def serve(settings: Settings) -> None:
     store = await open_store(settings.db)
     dispatcher: Dispatcher | None = None
     try:
+        await give_up_ownership(store, node)
         clock = SystemClock()
         key = await store.get_or_add_meta("oidc_signing_key", new_signing_key)
         scheme = "https" if settings.tls is not None else "http"
@@ -263,13 +379,14 @@ async def serve(settings: Settings) -> None:
             sender,
             tokens,
             urls,
-            node=settings.node_id,
+            node=node,
             ownership_ttl=timedelta(seconds=settings.queue_ownership_ttl_s),
         )
         networks = TargetNetworks.parse(settings.allowed_target_networks)
         service = TasksService(store, clock, replace(settings.service, target_networks=networks), dispatcher)
-        await apply_queue_yaml_file(service, settings.queue_yaml, settings.queues)
-        await declare_queues(service, settings.queues)
+        if not index:  # one of several processes declares the configured queues
+            await apply_queue_yaml_file(service, settings.queue_yaml, settings.queues)
+            await declare_queues(service, settings.queues)
         rpcs = guarded_rpcs(service, auth)
         await dispatcher.start()
         raise_open_file_limit(settings.limits)
@@ -299,6 +416,7 @@ async def serve(settings: Settings) -> None:
             loop="none",
         )
         server = _Server(config)
+        sockets = None if index is None else [reuse_port_socket(settings.host, settings.http_port)]
         grpc_server = await start_grpc(
             rpcs,
             settings.host,
@@ -309,7 +427,8 @@ async def serve(settings: Settings) -> None:
         sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_s))
         try:
             await service.sweep()
-            await server.serve()
+            log.info("serving as node %s", node)
+            await server.serve(sockets=sockets)
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -320,3 +439,122 @@ async def serve(settings: Settings) -> None:
             await dispatcher.stop()
         await sender.close()
         await store.close()
+
+
+def run_loop(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` on uvloop when it is installed, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
+def run(settings: Settings) -> int:
+    """Serve with ``settings``: in this process, or in ``processes`` children; the exit status.
+
+    Raises:
+        ConfigError, UnsupportedDatabase: settings that cannot be served (one process).
+    """
+    if settings.processes == 1:
+        run_loop(serve(settings))
+        return 0
+    if _shared_store(settings.db) is None:
+        raise ConfigError(
+            f"processes: {settings.processes} needs a store that processes share (sqlite:///PATH or "
+            f"postgresql://…); {settings.db} lives in one process's memory."
+        )
+    if not settings.http_port or not settings.grpc_port:
+        raise ConfigError(f"processes: {settings.processes} needs fixed HTTP and gRPC ports, not 0.")
+    return _Parent(settings).run()
+
+
+class _Parent:
+    """Starts ``processes`` server processes and watches them (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.children: dict[int, int] = {}
+        """pid → index of each live child."""
+        self.stopping = False
+
+    def run(self) -> int:
+        settings = self.settings
+        # Ports shared through SO_REUSEPORT would also be shared with another such tasksd.
+        locks = [
+            hold_lock(f"port\n{settings.host}\n{port}", f"port {settings.host}:{port}")
+            for port in (settings.http_port, settings.grpc_port)
+        ]
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        status = 0
+        try:
+            for index in range(settings.processes):
+                self._start(index)
+            while self.children:
+                try:
+                    pid, wait_status = os.wait()
+                except ChildProcessError:
+                    break
+                index = self.children.pop(pid, -1)
+                code = os.waitstatus_to_exitcode(wait_status)
+                if index < 0 or self.stopping or code == 0:
+                    continue
+                if code == 2:  # it refused the configuration: so would the others
+                    status = 2
+                    self._stop(signal.SIGTERM, None)
+                    continue
+                log.error("server process %d (pid %d) ended with %d; starting it again", index, pid, code)
+                time.sleep(1.0)
+                if not self.stopping:
+                    self._start(index)
+        finally:
+            for fd in locks:
+                os.close(fd)
+        return status
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def _start(self, index: int) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid:
+            self.children[pid] = index
+            return
+        code = 1
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            _end_with(parent)
+            code = _child(self.settings, index)
+        finally:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+
+def _end_with(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def _child(settings: Settings, index: int) -> int:
+    """Serve as process ``index``; the exit status (2: the settings cannot be served)."""
+    try:
+        run_loop(serve(settings, index))
+    except (ConfigError, UnsupportedDatabase) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    except Exception:
+        log.exception("server process %d failed", index)
+        return 1
+    return 0
