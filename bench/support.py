@@ -88,3 +88,44 @@ def stop(*procs: subprocess.Popen[bytes]) -> None:
     for proc in procs:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (from /proc's children lists, Linux)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for task in Path(f"/proc/{tree[index]}/task").glob("*/children"):
+            try:
+                children = task.read_text().split()
+            except OSError:  # the thread or process ended meanwhile
+                continue
+            tree.extend(int(child) for child in children)
+        index += 1
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process, its live descendants and the children they
+    have waited for, from /proc (Linux)."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its live descendants (VmRSS from /proc, Linux)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
