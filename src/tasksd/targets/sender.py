@@ -1,4 +1,5 @@
-"""Sending attempts over HTTP (aiohttp), each bounded by its dispatch deadline.
+"""Sending attempts over HTTP/1.1 (``tasksd.targets.http1``), each bounded by its dispatch
+deadline.
 
 Each target host (scheme, host and port) gets at most ``connections_per_host`` attempts at
 once; the others wait in the host's lane for a free connection before they are sent. Their
@@ -9,47 +10,59 @@ A lane is served by up to ``connections_per_host`` runners, each sending one att
 another while the lane has any, as a client loop would; an attempt is handed over with the
 callback that gets its reply. This costs less per attempt than a task of its own waiting on a
 semaphore (measured in ``bench/dispatch.py``, where thousands of attempts wait at once).
+Connections are kept per origin and used again; one idle for ``KEEPALIVE_S`` is closed.
 
-aiohttp rather than httpx: httpx's pool checks every pooled connection on every request,
-which made dispatch to one busy host quadratic (measured: ~110 attempts/s at 500/s).
+Not aiohttp's client: it cost ~100 µs of CPU per request here, against ~15 µs for
+``http1.Connection`` on the same event loop (``bench/dispatch.py``'s bare loop measures the
+sender); not httpx/httpcore either: their pool checks every pooled connection on every
+request, which made dispatch to one busy host quadratic (~110 attempts/s at 500/s).
 
 Where attempts may go (``tasksd.targets.network``) is checked on the address each connection
-is actually opened to, never on the URL: aiohttp hands every address it is about to connect to,
-whether it came from DNS or from an IP literal, to the connector's ``socket_factory``, and the
-factory refuses to make a socket for an address the rule does not allow. Every hop of a
-redirect that aiohttp follows opens (or reuses) a connection through the same connector, so
-neither a host name that resolves to a refused address, nor DNS that changes between a check and
-the connection, nor a redirect to another host gets past it; the check costs nothing per request
-on a reused connection. The resolver drops refused addresses first, so that a name with both
-allowed and refused addresses is reached on the allowed ones, and one with only refused ones
-fails with a refusal rather than with aiohttp's summary of several connection errors.
-``allowed_hosts`` (names, not addresses) is checked on every hop by a client middleware.
-A refused attempt comes back as ``Reply(0, reason, refused=True)``: nothing was sent.
+is actually opened to, never on the URL: the sender resolves the host itself, drops the
+addresses the rule refuses and connects a socket to an allowed one, so neither a host name
+that resolves to a refused address, nor DNS that changes between a check and the connection,
+nor a redirect to another host gets past it (every hop of a redirect is a request of its own,
+on a connection opened or reused the same way); the check costs nothing per request on a
+reused connection. A name with both allowed and refused addresses is reached on the allowed
+ones; one with only refused ones fails with the refusal. ``allowed_hosts`` (names, not
+addresses) is checked on every hop. A refused attempt comes back as
+``Reply(0, reason, refused=True)``: nothing was sent.
+
+Redirects are followed as aiohttp followed them (HTTP targets; App Engine targets do not
+follow them): at most ``MAX_REDIRECTS``; 303, and 301/302 of a POST, go on as GET without the
+body; Authorization is dropped when the redirect leaves the origin (but for http→https on the
+same host).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import ssl
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+import yarl
 
 from tasksd.clock import Clock, SystemClock
+from tasksd.targets.http1 import Connection, Target, request_head, target_of
 from tasksd.targets.network import TargetNetworks
 from tasksd.targets.outbound import Outbound
 
 log = logging.getLogger(__name__)
 
 CONNECTIONS_PER_HOST = 256
+KEEPALIVE_S = 15.0
+"""An idle connection is closed after this long (aiohttp's default)."""
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +80,16 @@ class RefusedAddress(OSError):
     """A connection to an address that the target rule does not allow was not made."""
 
 
-class RefusedHost(aiohttp.ClientError):
+class RefusedHost(Exception):
     """A request to a host outside ``allowed_hosts`` was not made."""
+
+
+class TooManyRedirects(Exception):
+    """More than ``MAX_REDIRECTS`` redirects in a row."""
+
+
+AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
+"""One address of getaddrinfo's answer."""
 
 
 class _Lane:
@@ -81,24 +102,24 @@ class _Lane:
         self.runners = 0
 
 
-class CheckedResolver(AbstractResolver):
-    """aiohttp's resolver, without the addresses that attempts may not connect to."""
+async def allowed_addresses(networks: TargetNetworks, host: str, port: int) -> list[AddressInfo]:
+    """The addresses ``host`` resolves to that attempts may connect to, in the resolver's order.
 
-    def __init__(self, networks: TargetNetworks) -> None:
-        self._resolver = aiohttp.DefaultResolver()
-        self._networks = networks
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        hosts = await self._resolver.resolve(host, port, family)
-        allowed = [h for h in hosts if self._networks.refusal(h["host"]) is None]
-        if hosts and not allowed:
-            raise RefusedAddress(self._networks.refusal(hosts[0]["host"]))
-        return allowed
-
-    async def close(self) -> None:
-        await self._resolver.close()
+    Raises: RefusedAddress when it resolves only to refused ones; OSError when it does not
+    resolve."""
+    found: list[AddressInfo]
+    try:  # an address needs no resolver (whose threads a busy server may keep waiting)
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        found = list(await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    else:
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        where = (host, port) if address.version == 4 else (host, port, 0, 0)
+        found = [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", where)]
+    allowed: list[AddressInfo] = [info for info in found if networks.refusal(str(info[4][0])) is None]
+    if found and not allowed:
+        raise RefusedAddress(networks.refusal(str(found[0][4][0])))
+    return allowed
 
 
 class Sender:
@@ -129,53 +150,8 @@ class Sender:
         self._per_host = connections_per_host
         self._lanes: dict[str, _Lane] = {}
         self._runners: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # trust_env=False: proxy variables of the server's environment must not redirect tasks.
-            # Connections are reused per host; beyond this many at once, attempts wait for one
-            # (opening thousands of connections to one host cost more than the requests).
-            connector = aiohttp.TCPConnector(
-                limit=0,
-                limit_per_host=self._per_host,
-                ssl=self._tls,
-                resolver=CheckedResolver(self._networks),
-                socket_factory=self._socket,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                trust_env=False,
-                auto_decompress=False,
-                # A target gets the headers of the attempt and nothing aiohttp would add
-                # (Accept, Accept-Encoding, its User-Agent, Content-Type for a body): the
-                # service sets no Content-Type on HTTP tasks.
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                middlewares=(self._check_host,) if self._allowed is not None else (),
-            )
-        return self._session
-
-    def _socket(
-        self, addr_info: tuple[int, int, int, str, tuple[str, int] | tuple[str, int, int, int]]
-    ) -> socket.socket:
-        """The socket for a connection about to be made to ``addr_info``'s address, if allowed."""
-        family, kind, proto, _, address = addr_info
-        refusal = self._networks.refusal(address[0])
-        if refusal is not None:
-            raise RefusedAddress(refusal)
-        return socket.socket(family, kind, proto)
-
-    async def _check_host(
-        self,
-        request: aiohttp.ClientRequest,
-        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
-    ) -> aiohttp.ClientResponse:
-        """Each hop (the first and every redirect) goes only to a host of ``allowed_hosts``."""
-        assert self._allowed is not None
-        host = request.url.host or ""
-        if host not in self._allowed:
-            raise RefusedHost(f"The target host {host!r} is not in the allowed list of this server.")
-        return await handler(request)
+        self._idle: dict[str, list[tuple[Connection, float]]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     def submit(self, request: Outbound, deadline_s: float, done: Callable[[Reply], object]) -> None:
         """Send ``request`` as soon as its host has a free connection; ``done`` gets the reply
@@ -208,7 +184,7 @@ class Sender:
                 request, deadline_s, done = lane.pending.popleft()
                 try:
                     reply = await self.request(request, deadline_s)
-                except Exception as exc:  # a fault of the client stack: the attempt failed
+                except Exception as exc:  # a fault of the client: the attempt failed
                     log.exception("sending to %s failed unexpectedly", request.url)
                     reply = Reply(0, f"{type(exc).__name__}: {exc}".rstrip(": "))
                 try:
@@ -232,63 +208,148 @@ class Sender:
 
     async def request(self, request: Outbound, deadline_s: float) -> Reply:
         """Send ``request`` now, outside its host's lane (what a bare client loop does)."""
+        timeout = asyncio.timeout(deadline_s)
         try:
-            async with self._client().request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                data=request.body or None,
-                allow_redirects=request.follow_redirects,
-                timeout=aiohttp.ClientTimeout(total=deadline_s),
-            ) as response:
-                await response.read()
-                return Reply(
-                    response.status,
-                    response.reason or "",
-                    _retry_after(response.headers.get("Retry-After"), self.clock.now()),
-                )
-        except TimeoutError:
-            return Reply(0, f"No response within the dispatch deadline ({deadline_s:g}s).")
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            refusal = _refusal(exc)
-            if refusal is not None:
-                return Reply(0, refusal, refused=True)
+            async with timeout:
+                return await self._exchange(request)
+        except TimeoutError as exc:
+            if timeout.expired():
+                return Reply(0, f"No response within the dispatch deadline ({deadline_s:g}s).")
             return Reply(0, f"{type(exc).__name__}: {exc}".rstrip(": "))
+        except (RefusedAddress, RefusedHost) as exc:
+            return Reply(0, str(exc), refused=True)
+        except (OSError, ValueError, TooManyRedirects) as exc:  # ssl.SSLError is an OSError
+            return Reply(0, f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+    async def _exchange(self, request: Outbound) -> Reply:
+        """The request and the redirects it is sent on to; the last response's reply."""
+        method, url, headers, body = request.method, request.url, request.headers, request.body
+        for _ in range(MAX_REDIRECTS + 1):
+            target = target_of(url)
+            if self._allowed is not None and target.host not in self._allowed:
+                raise RefusedHost(
+                    f"The target host {target.host!r} is not in the allowed list of this server."
+                )
+            data = request_head(method, target, headers, body)
+            connection = await self._connection(target)
+            try:
+                await connection.exchange(data + body if body else data, method == "HEAD")
+            except BaseException:
+                connection.close()
+                raise
+            self._release(target, connection)
+            status, location = connection.status, connection.location
+            if not (request.follow_redirects and status in _REDIRECTS and location):
+                retry_after = _retry_after(connection.retry_after, self.clock.now())
+                return Reply(status, connection.reason, retry_after)
+            url, method, headers, body = _redirected(url, location, status, method, headers, body)
+        raise TooManyRedirects(f"More than {MAX_REDIRECTS} redirects from {request.url}.")
+
+    async def _connection(self, target: Target) -> Connection:
+        """An idle connection to the target's origin, or a new one to an allowed address."""
+        idle = self._idle.get(target.origin)
+        while idle:
+            connection, _ = idle.pop()
+            if connection.usable:
+                return connection
+        loop = asyncio.get_running_loop()
+        error: OSError | None = None
+        for family, kind, proto, _, address in await allowed_addresses(
+            self._networks, target.host, target.port
+        ):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            tls = self._tls if target.tls else None
+            _, connection = await loop.create_connection(
+                Connection, sock=sock, ssl=tls, server_hostname=target.host if tls else None
+            )
+            return connection
+        raise error or OSError(f"{target.host} has no address.")
+
+    def _release(self, target: Target, connection: Connection) -> None:
+        if not (connection.keep and connection.usable):
+            connection.close()
+            return
+        self._idle.setdefault(target.origin, []).append((connection, asyncio.get_running_loop().time()))
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Close connections idle for ``KEEPALIVE_S``, while any are kept."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._idle:
+                await asyncio.sleep(KEEPALIVE_S / 3)
+                oldest = loop.time() - KEEPALIVE_S
+                for origin, idle in list(self._idle.items()):
+                    for connection, since in idle:
+                        if since < oldest:
+                            connection.close()
+                    idle[:] = [(c, since) for c, since in idle if since >= oldest]
+                    if not idle:
+                        del self._idle[origin]
+        finally:
+            self._sweeper = None
 
     async def close(self) -> None:
         await self.stop_sending()
-        if self._session is not None:
-            await self._session.close()
-            await asyncio.sleep(0)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for idle in self._idle.values():
+            for connection, _ in idle:
+                connection.close()
+        self._idle.clear()
+        await asyncio.sleep(0)
 
 
-def _tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext | bool:
-    """What the connector checks HTTPS targets with: the system's CAs (True), those and
-    ``ca_file``'s, or nothing (False)."""
-    if ca_file is None:
-        return verify
-    context = ssl.create_default_context()
+def _redirected(
+    url: str, location: str, status: int, method: str, headers: list[tuple[str, str]], body: bytes
+) -> tuple[str, str, list[tuple[str, str]], bytes]:
+    """Where a redirect leads, as aiohttp follows one: (url, method, headers, body) of the next hop."""
+    here = yarl.URL(url)
     try:
-        context.load_verify_locations(cafile=ca_file)
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        raise ValueError(f"target_ca_file {ca_file!r} cannot be used: {exc}") from None
+        there = yarl.URL(location, encoded=True)
+        if not there.scheme:
+            there = here.join(there)
+        elif there.scheme not in ("http", "https"):
+            raise ValueError(f"The redirect to {location!r} is not to an http(s) URL.")
+        leaves = there.origin() != here.origin()
+    except ValueError as exc:
+        raise ValueError(f"The redirect to {location!r} cannot be followed: {exc}") from None
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, body = "GET", b""
+    same_host_https = here.host == there.host and here.scheme == "http" and there.scheme == "https"
+    if leaves and not same_host_https:
+        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+    return str(there), method, headers, body
+
+
+def _tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    """What HTTPS targets are checked with: the system's CAs, those and ``ca_file``'s, or
+    nothing (``verify`` False; ``ca_file`` is still read, so that a bad one stops the server)."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise ValueError(f"target_ca_file {ca_file!r} cannot be used: {exc}") from None
     context.set_alpn_protocols(("http/1.1",))
-    return context if verify else False
-
-
-def _refusal(exc: BaseException) -> str | None:
-    """The reason, when an attempt failed because the target rule refused it."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # aiohttp wraps an OSError of the connector once or twice
-        if seen is None:
-            return None
-        if isinstance(seen, RefusedAddress | RefusedHost):
-            return str(seen)
-        if isinstance(seen, aiohttp.ClientConnectorError):
-            seen = seen.os_error
-        else:
-            seen = seen.__cause__ or seen.__context__
-    return None
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _origin(url: str) -> str:
