@@ -8,6 +8,7 @@ from the store at each scrape, for the queues the node owns, and for the queues 
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -142,8 +143,9 @@ class Metrics:
             self.leased.labels(queue).inc(tasks)
 
     def acknowledge(self, queues: Iterable[str]) -> None:
-        for queue in queues:
-            self.acknowledged.labels(queue).inc()
+        """One acknowledged task for each of ``queues`` (a queue's name once per task)."""
+        for queue, count in collections.Counter(queues).items():
+            self.acknowledged.labels(queue).inc(count)
 
     def store_commit(self, seconds: float, jobs: int) -> None:
         self.commit.observe(seconds)

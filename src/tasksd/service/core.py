@@ -479,8 +479,9 @@ class TasksService:
         )
         done = [name for (name, _), outcome in zip(held, outcomes, strict=True) if outcome is None]
         METRICS.acknowledge(name.queue_name.path for name in done)
-        for name in done:
-            log.debug("task acknowledged", extra={"task": name.path})
+        if log.isEnabledFor(logging.DEBUG):
+            for name in done:
+                log.debug("task acknowledged", extra={"task": name.path})
         return outcomes
 
     async def renew_lease(

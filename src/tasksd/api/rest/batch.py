@@ -69,18 +69,20 @@ def _split_head(data: bytes) -> tuple[list[str], bytes]:
     return head.decode("latin-1").replace("\r\n", "\n").split("\n"), rest
 
 
-def _header(lines: list[str], wanted: str) -> str | None:
-    """The value of the first header line named ``wanted`` (lower case), or None."""
+def _headers(lines: list[str]) -> dict[str, str]:
+    """Header lines by their names in lower case; the first line of a name counts."""
+    found: dict[str, str] = {}
     for line in lines:
         name, colon, value = line.partition(":")
-        if colon and name.strip().lower() == wanted:
-            return value.strip()
-    return None
+        if colon:
+            found.setdefault(name.strip().lower(), value.strip())
+    return found
 
 
 def _inner_request(index: int, part: bytes) -> InnerRequest:
-    mime, payload = _split_head(part.lstrip(b"\r\n"))
-    content_type = _header(mime, "content-type")
+    lines, payload = _split_head(part.lstrip(b"\r\n"))
+    mime = _headers(lines)
+    content_type = mime.get("content-type")
     if content_type is not None and not content_type.lower().startswith("application/http"):
         raise InvalidArgument(f"Batch part {index + 1} is not an application/http request.")
     if payload.endswith(b"\r\n"):
@@ -101,11 +103,11 @@ def _inner_request(index: int, part: bytes) -> InnerRequest:
         path, query = split.path, split.query
         if not path.startswith("/"):
             raise InvalidArgument(f"Batch part {index + 1}: {target!r} is not a path.")
-    length = _header(lines[1:], "content-length") or ""
+    length = _headers(lines[1:]).get("content-length", "")
     if length.isdigit():
         request_body = request_body[: int(length)]
     return InnerRequest(
-        content_id=_header(mime, "content-id") or f"<{index + 1}>",
+        content_id=mime.get("content-id") or f"<{index + 1}>",
         method=words[0],
         path=path,
         query_string=query.encode("latin-1"),
