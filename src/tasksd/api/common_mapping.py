@@ -5,6 +5,9 @@ output-only queue fields, mapped once for all versions; each version's own modul
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from google.protobuf.message import Message
 
 from tasksd.api import protobuf_util
@@ -25,21 +28,28 @@ from tasksd.model.queue import (
 from tasksd.model.task import AppEngineHttpRequest, Attempt, HttpRequest
 
 
+@functools.cache
+def _methods(descriptor: Any) -> tuple[dict[int, HttpMethod], dict[HttpMethod, int]]:
+    """The HTTP methods of a message type's ``http_method`` enum, by number and by method
+    (each version numbers its own enum)."""
+    enum = descriptor.fields_by_name["http_method"].enum_type
+    by_number = {v.number: HttpMethod[v.name] for v in enum.values if v.name in HttpMethod.__members__}
+    return by_number, {method: number for number, method in by_number.items()}
+
+
 def method_of(message: Message) -> HttpMethod | None:
     """The ``http_method`` of a message, by its own enum's names (0: not given)."""
     value = message.http_method
     if not value:
         return None
-    enum = message.DESCRIPTOR.fields_by_name["http_method"].enum_type
-    found = enum.values_by_number.get(value)
+    found = _methods(message.DESCRIPTOR)[0].get(value)
     if found is None:
         raise InvalidArgument(f"http_method {value} is not a known HTTP method.")
-    return HttpMethod[found.name]
+    return found
 
 
 def set_method(message: Message, value: HttpMethod | None) -> None:
-    enum = message.DESCRIPTOR.fields_by_name["http_method"].enum_type
-    message.http_method = enum.values_by_name[value.value].number if value is not None else 0
+    message.http_method = _methods(message.DESCRIPTOR)[1][value] if value is not None else 0
 
 
 def routing_of(message: Message) -> AppEngineRouting:
