@@ -27,6 +27,10 @@ class ProtocolError(OSError):
     """The target's answer was not HTTP/1.1, or the connection ended before a response."""
 
 
+class DeadlineExceeded(Exception):
+    """No response came by the attempt's deadline."""
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where a URL's request goes: the connection's origin and the request's target."""
@@ -89,6 +93,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.lost = False
+        self.deadline = 0.0
+        """The event loop's time by which the exchange under way must have ended (``expire``)."""
         self.keep = False
         """Whether the last exchange left the connection usable for another."""
         self._waiter: asyncio.Future[None] | None = None
@@ -115,6 +121,12 @@ class Connection(asyncio.Protocol):
         waiter = self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return waiter
+
+    def expire(self) -> None:
+        """The exchange ran out of time: it fails with DeadlineExceeded and the connection,
+        out of step now, is closed."""
+        self._fail(DeadlineExceeded())
+        self.close()
 
     def close(self) -> None:
         self.lost = True
@@ -178,7 +190,7 @@ class Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _fail(self, exc: OSError) -> None:
+    def _fail(self, exc: Exception) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
