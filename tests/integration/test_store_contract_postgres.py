@@ -3,14 +3,23 @@ functions, with a fresh database of the session's server for each."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from tasksd.model.errors import AlreadyExists, QueueChanged
+from tasksd.model.leases import LeaseRequest
+from tasksd.model.queue import QueueState
+from tasksd.store import codec
 from tasksd.store.base import Store
+from tasksd.store.postgres import PostgresStore
 from tests.postgres import PostgresServer
 from tests.stores import loop, new_store, run
 from tests.unit import test_store_contract as contract
@@ -35,3 +44,125 @@ def store(
     run(store.open())
     yield store
     run(store.close())
+
+
+# -- several writers: each node has a few, and several nodes share the database --------
+
+
+@pytest.fixture
+def two_nodes(
+    postgres_server: PostgresServer, run: Callable[[Awaitable[Any]], Any]
+) -> Iterator[tuple[str, PostgresStore, PostgresStore]]:
+    """Two stores on one database, as two nodes have: (its URL, one, the other)."""
+    url = postgres_server.new_database()
+    stores = PostgresStore(url), PostgresStore(url)
+    for store in stores:
+        run(store.open())
+    yield url, *stores
+    for store in stores:
+        run(store.close())
+
+
+def _hold_until_waited_on(url: str, statement: str, waiters: int) -> Callable[[], Awaitable[None]]:
+    """A transaction that runs ``statement`` (taking a row lock) and commits once ``waiters``
+    other sessions wait for that lock; answered as a coroutine function to gather beside them."""
+    holder = psycopg.connect(url)
+    holder.execute(statement)
+
+    async def release() -> None:
+        with holder:
+            while True:
+                waiting = holder.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database() AND pid <> %s",
+                    (holder.info.backend_pid,),
+                ).fetchone()
+                if waiting is not None and waiting[0] >= waiters:
+                    break
+                await asyncio.sleep(0.01)
+        # leaving the with block commits
+
+    return release
+
+
+def test_concurrent_changes_of_one_queue_never_lose_one(
+    two_nodes: tuple[str, PostgresStore, PostgresStore], run: Callable[[Awaitable[Any]], Any]
+) -> None:
+    """Two updates computed from the same stored queue, written at once through two nodes:
+    one is stored, the other is told the queue changed (it is computed again), none lost."""
+    url, one, other = two_nodes
+    first = contract.create(one, run)
+    paused = replace(first, state=QueueState.PAUSED)
+    longer = replace(first, task_ttl=timedelta(days=2))
+    release = _hold_until_waited_on(url, "UPDATE queues SET config = config", waiters=2)
+
+    async def both() -> list[Any]:
+        return await asyncio.gather(
+            one.put_queue(contract.Q, paused, contract.NOW, first),
+            other.put_queue(contract.Q, longer, contract.NOW, first),
+            release(),
+            return_exceptions=True,
+        )
+
+    outcomes = run(both())[:2]
+    assert sorted(type(o).__name__ for o in outcomes) == ["Queue", "QueueChanged"]
+    assert run(one.get_queue(contract.Q)) in (paused, longer)
+
+
+def test_a_queue_created_at_once_through_two_nodes(
+    two_nodes: tuple[str, PostgresStore, PostgresStore], run: Callable[[Awaitable[Any]], Any]
+) -> None:
+    """Both creations find the queue another transaction stored meanwhile: QueueChanged (the
+    service answers AlreadyExists), not a failed transaction for every job beside them."""
+    url, one, other = two_nodes
+    queue = contract.make_queue()
+    release = _hold_until_waited_on(
+        url,
+        "INSERT INTO queues (project, location, queue_id, task_ttl_us, tombstone_ttl_us, config) "
+        f"VALUES ('{contract.Q.project}', '{contract.Q.location}', '{contract.Q.queue}', 1, 1, "
+        f"'\\x{codec.encode_queue(queue).hex()}')",
+        waiters=2,
+    )
+
+    async def both() -> list[Any]:
+        return await asyncio.gather(
+            one.put_queue(contract.Q, queue, contract.NOW, None),
+            other.put_queue(contract.Q, queue, contract.NOW, None),
+            release(),
+            return_exceptions=True,
+        )
+
+    outcomes = run(both())[:2]
+    assert [type(o) for o in outcomes] == [QueueChanged, QueueChanged]
+    assert run(one.get_queue(contract.Q)) == queue
+
+
+def test_writers_of_one_node_share_the_work(
+    postgres_server: PostgresServer, run: Callable[[Awaitable[Any]], Any]
+) -> None:
+    """Many callers at once through a store of four writers: every task stored once and
+    leased once."""
+    store = PostgresStore(postgres_server.new_database(), writers=4)
+    run(store.open())
+    try:
+        contract.create(store, run)
+
+        async def work() -> list[Any]:
+            added = await asyncio.gather(
+                *(contract.add(store, contract.make_task(f"t{i}"), contract.NOW) for i in range(400)),
+                *(contract.add(store, contract.make_task(f"t{i}"), contract.NOW) for i in range(0, 400, 40)),
+                return_exceptions=True,
+            )
+            lease = LeaseRequest(until=contract.NOW + contract.MINUTE, max_tasks=50, max_bytes=10**8)
+            leased = await asyncio.gather(
+                *(store.lease_tasks(contract.Q, lease, contract.NOW) for _ in range(10))
+            )
+            return [added, leased]
+
+        added, leased = run(work())
+        assert sum(isinstance(a, AlreadyExists) for a in added) == 10
+        assert not [a for a in added if isinstance(a, Exception) and not isinstance(a, AlreadyExists)]
+        names = [task.name.task for tasks in leased for task in tasks]
+        assert len(names) == len(set(names)) == 400
+    finally:
+        run(store.close())

@@ -14,6 +14,7 @@ from tasksd.store.sqlstore import SqlStore
 from tasksd.store.writer import Db, Dialect
 
 QUERIES = load_queries("postgres")
+WRITERS = 2
 _MIGRATION_LOCK = 7_731_001  # pg_advisory_xact_lock key of tasksd's schema migrations
 
 
@@ -27,7 +28,7 @@ def _migrate(conn: Db) -> None:
             conn.conn.execute("INSERT INTO tasksd_schema (version) VALUES (%s)", (number,))
 
 
-def postgres_dialect(url: str) -> Dialect:
+def postgres_dialect(url: str, writers: int = WRITERS) -> Dialect:
     return Dialect(
         name="postgres",
         queries=QUERIES,
@@ -36,11 +37,14 @@ def postgres_dialect(url: str) -> Dialect:
         migrate=_migrate,
         error=psycopg.Error,
         unique_violation=psycopg.errors.UniqueViolation,
+        writers=writers,
+        concurrent=True,
+        retryable=(psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure),
     )
 
 
 class PostgresStore(SqlStore):
     """The Store protocol on a PostgreSQL database (``postgresql://user:pass@host:port/db``)."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(postgres_dialect(url))
+    def __init__(self, url: str, writers: int = WRITERS) -> None:
+        super().__init__(postgres_dialect(url, writers))

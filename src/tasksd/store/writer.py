@@ -19,7 +19,7 @@ import queue as queue_module
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 1024
 READERS = 4
+RERUNS = 8
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,23 @@ class Dialect:
     unique_violation: type[Exception]
     shared_readers: bool = True
     """Whether other connections see the writer's commits (not so for SQLite :memory:)."""
+    writers: int = 1
+    """Writer threads, each with its connection and its own group commits (more than one only
+    where row locks keep concurrent transactions apart)."""
+    concurrent: bool = False
+    """Whether other transactions write at the same time (other writers, other nodes): then a
+    job's write of a queue row locks it first and checks that it is still the row the job read
+    (the ``lock_queue`` query); if not, the transaction runs again."""
+    retryable: tuple[type[Exception], ...] = ()
+    """Errors after which a transaction is run again from its start (deadlocks between writers)."""
 
 
 _WRITES_QUEUES = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+queues\b", re.IGNORECASE | re.MULTILINE)
+_BY_ID = re.compile(r"\bWHERE id = %s\s*$")
+
+
+class RunAgain(Exception):
+    """The transaction read a row that another one changed before it wrote it: run it again."""
 
 
 class Db:
@@ -62,13 +77,31 @@ class Db:
         self.queries = dialect.queries
         self.unique_violation = dialect.unique_violation
         self.queue_writes = frozenset(n for n, sql in dialect.queries.items() if _WRITES_QUEUES.search(sql))
+        self.checked_writes = (
+            frozenset(n for n in self.queue_writes if _BY_ID.search(dialect.queries[n]))
+            if dialect.concurrent
+            else frozenset()
+        )
+        """Statements that write one queue row by its id (its last parameter), checked first."""
         self.memo: dict[QueueName, Any] | None = None
         """Queue rows read in the writer's current transaction (None on readers)."""
 
     def run(self, name: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         if name in self.queue_writes and self.memo:
+            if name in self.checked_writes:
+                self._check_unchanged(params[-1])
             self.memo.clear()
         return self.conn.execute(self.queries[name], params)
+
+    def _check_unchanged(self, queue_id: int) -> None:
+        """Lock the queue row about to be written; raise RunAgain if it is no longer the one
+        this transaction read (another writer or node changed it meanwhile)."""
+        assert self.memo is not None
+        read = [row for row in self.memo.values() if row is not None and row[0] == queue_id]
+        if read:
+            current = self.conn.execute(self.queries["lock_queue"], (queue_id,)).fetchone()
+            if current is None or any((row[1], row[2]) != tuple(current) for row in read):
+                raise RunAgain()
 
     def run_many(self, name: str, rows: list[tuple[Any, ...]]) -> None:
         """One statement for many rows (PostgreSQL pipelines them: one round trip)."""
@@ -83,34 +116,43 @@ class Db:
 
 
 Job = Callable[[Db], T]
+Many = Callable[[Db, list[Any]], list[Any]]
+"""A job for the items of several callers at once: one outcome per item, in order (its value,
+or the TasksError that item alone failed with)."""
 
 
 @dataclass(slots=True)
 class _Pending:
-    job: Job[Any]
+    """A submitted job; ``savepoint`` whether it runs on its own (undone alone if it fails).
+    A job of a ``group`` is run once for every item of the group waiting in its transaction."""
+
+    job: Job[Any] | None
     future: asyncio.Future[Any]
     savepoint: bool
+    group: Hashable = None
+    many: Many | None = None
+    item: Any = None
 
 
 class _Writer(threading.Thread):
-    """The single thread that owns the write connection (see the module docstring)."""
+    """A thread that owns one write connection and group-commits the jobs it takes from the
+    shared queue (see the module docstring)."""
 
-    def __init__(self, connect: Callable[[], Db], dialect: Dialect, loop: asyncio.AbstractEventLoop):
-        super().__init__(name=f"tasksd-{dialect.name}-writer", daemon=True)
+    def __init__(
+        self,
+        jobs: queue_module.SimpleQueue[_Pending | None],
+        connect: Callable[[], Db],
+        dialect: Dialect,
+        loop: asyncio.AbstractEventLoop,
+        index: int,
+    ):
+        super().__init__(name=f"tasksd-{dialect.name}-writer-{index}", daemon=True)
         self._dialect = dialect
         self._connect = connect
         self._loop = loop
-        self._jobs: queue_module.SimpleQueue[_Pending | None] = queue_module.SimpleQueue()
+        self._jobs = jobs
         self.ready = threading.Event()
         self.error: BaseException | None = None
-
-    def submit(self, job: Job[T], savepoint: bool = True) -> asyncio.Future[T]:
-        future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put(_Pending(job, future, savepoint))
-        return future
-
-    def stop(self) -> None:
-        self._jobs.put(None)
 
     def run(self) -> None:
         try:
@@ -143,35 +185,95 @@ class _Writer(threading.Thread):
 
     @staticmethod
     def _run_batch(conn: Db, batch: list[_Pending], dialect: Dialect) -> list[tuple[bool, Any]]:
-        results: list[tuple[bool, Any]] = []
+        reruns = 0
+        again: tuple[type[Exception], ...] = (RunAgain, _JobFailed, *dialect.retryable)
+        while True:
+            try:
+                return _Writer._transaction(conn, batch, dialect)
+            except again as exc:  # nothing was committed
+                with contextlib.suppress(dialect.error):
+                    conn.raw("ROLLBACK")
+                if isinstance(exc, _JobFailed):
+                    # A job that should fail only with the database did (a row another writer
+                    # or node added meanwhile): run it again, on its own savepoint this time.
+                    batch[exc.index].savepoint = True
+                    exc = exc.error
+                reruns += 1
+                if reruns > RERUNS:
+                    return _failed(batch, dialect, exc)
+                log.info("%s transaction of %d jobs runs again after: %r", dialect.name, len(batch), exc)
+            except Exception as exc:  # the database failed
+                with contextlib.suppress(dialect.error):
+                    conn.raw("ROLLBACK")
+                return _failed(batch, dialect, exc)
+
+    @staticmethod
+    def _transaction(conn: Db, batch: list[_Pending], dialect: Dialect) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any] | None] = [None] * len(batch)
+        again: tuple[type[Exception], ...] = (RunAgain, *dialect.retryable)
+        groups: dict[Hashable, list[int]] = {}
+        for index, pending in enumerate(batch):
+            if pending.many is not None:
+                groups.setdefault(pending.group, []).append(index)
         conn.memo = {}
-        try:
-            conn.raw(dialect.begin)
-            for pending in batch:
-                if not pending.savepoint:
-                    try:
-                        results.append((True, pending.job(conn)))
-                    except TasksError as exc:  # raised before the job wrote anything
-                        results.append((False, exc))
-                    continue
+        conn.raw(dialect.begin)
+        for index, pending in enumerate(batch):
+            if results[index] is not None:
+                continue  # answered with its group
+            members = groups[pending.group] if pending.many is not None else [index]
+            if pending.savepoint:
                 conn.raw("SAVEPOINT job")
-                try:
-                    results.append((True, pending.job(conn)))
+            try:
+                outcomes = _run_job(conn, batch, members)
+                if pending.savepoint:
                     conn.raw("RELEASE SAVEPOINT job")
-                except Exception as exc:
+            except TasksError as exc:
+                if pending.savepoint:
                     conn.raw("ROLLBACK TO SAVEPOINT job")
                     conn.raw("RELEASE SAVEPOINT job")
                     conn.memo.clear()
-                    results.append((False, exc))
-            conn.raw("COMMIT")
-        except Exception as exc:  # the database failed, or a job without a savepoint did
-            log.exception("%s transaction failed", dialect.name)
-            with contextlib.suppress(dialect.error):
-                conn.raw("ROLLBACK")
-            reason = f": {exc}" if isinstance(exc, dialect.error) else ""
-            failure = Internal(f"The store could not commit the change{reason}.")
-            results = [(False, failure)] * len(batch)
-        return results
+                outcomes = [(False, exc)] * len(members)  # raised before writing, or undone
+            except again:
+                raise
+            except Exception as exc:
+                if not pending.savepoint:
+                    if isinstance(exc, dialect.error):
+                        raise _JobFailed(index, exc) from exc
+                    raise
+                conn.raw("ROLLBACK TO SAVEPOINT job")
+                conn.raw("RELEASE SAVEPOINT job")
+                conn.memo.clear()
+                outcomes = [(False, exc)] * len(members)
+            for member, outcome in zip(members, outcomes, strict=True):
+                results[member] = outcome
+        conn.raw("COMMIT")
+        return [result for result in results if result is not None]
+
+
+def _run_job(conn: Db, batch: list[_Pending], members: list[int]) -> list[tuple[bool, Any]]:
+    """The outcomes of one job: a single one, or one per member of a group."""
+    first = batch[members[0]]
+    if first.many is None:
+        assert first.job is not None
+        return [(True, first.job(conn))]
+    values = first.many(conn, [batch[member].item for member in members])
+    return [(not isinstance(value, TasksError), value) for value in values]
+
+
+class _JobFailed(Exception):
+    """A job without a savepoint failed with the database (see Writer._run_batch)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+def _failed(batch: list[_Pending], dialect: Dialect, exc: Exception) -> list[tuple[bool, Any]]:
+    log.error("%s transaction failed", dialect.name, exc_info=exc)
+    reason = f": {exc}" if isinstance(exc, dialect.error) else ""
+    failure = Internal(f"The store could not commit the change{reason}.")
+    return [(False, failure)] * len(batch)
 
 
 def _deliver(batch: list[_Pending], results: list[tuple[bool, Any]]) -> None:
@@ -191,7 +293,9 @@ class GroupCommitDb:
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self._writer: _Writer | None = None
+        self._jobs: queue_module.SimpleQueue[_Pending | None] = queue_module.SimpleQueue()
+        self._writers: list[_Writer] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._reader_conns: list[Db] = []
@@ -200,22 +304,32 @@ class GroupCommitDb:
         return Db(self._dialect.connect(), self._dialect)
 
     async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._writer = _Writer(self._connect, self._dialect, loop)
-        self._writer.start()
-        await asyncio.to_thread(self._writer.ready.wait)
-        if self._writer.error is not None:
-            raise self._writer.error
+        self._loop = asyncio.get_running_loop()
+        self._writers = [
+            _Writer(self._jobs, self._connect, self._dialect, self._loop, index)
+            for index in range(self._dialect.writers)
+        ]
+        for writer in self._writers:
+            writer.start()
+        for writer in self._writers:
+            await asyncio.to_thread(writer.ready.wait)
+        failed = next((w.error for w in self._writers if w.error is not None), None)
+        if failed is not None:
+            await self.close()
+            raise failed
         await self._write(self._dialect.migrate)
         if self._dialect.shared_readers:
             prefix = f"tasksd-{self._dialect.name}-read"
             self._readers = ThreadPoolExecutor(READERS, thread_name_prefix=prefix)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.stop()
-            await asyncio.to_thread(self._writer.join)
-            self._writer = None
+        for writer in self._writers:
+            if writer.error is None:
+                self._jobs.put(None)  # one each: a writer stops at the first it takes
+        for writer in self._writers:
+            await asyncio.to_thread(writer.join)
+        self._writers = []
+        self._loop = None
         if self._readers is not None:
             self._readers.shutdown(wait=True)
             self._readers = None
@@ -224,10 +338,23 @@ class GroupCommitDb:
         self._reader_conns.clear()
 
     async def _write(self, job: Job[T], *, checks_first: bool = False) -> T:
-        """Run ``job`` in the writer. ``checks_first``: the job raises only before its first
+        """Run ``job`` in a writer. ``checks_first``: the job raises only before its first
         write, and its writes fail only with the database, so it needs no savepoint."""
-        assert self._writer is not None, "store is not open"
-        return await self._writer.submit(job, savepoint=not checks_first)
+        assert self._loop is not None, "store is not open"
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put(_Pending(job, future, not checks_first))
+        return await future
+
+    async def _write_grouped(self, group: Hashable, item: Any, many: Many) -> Any:
+        """Run ``many`` in a writer for ``item`` and for the items of every other call with the
+        same ``group`` that its transaction takes (callers that came at the same time): one
+        statement can then serve them all. ``many`` answers each item's outcome (raised when
+        it is a TasksError); like a ``checks_first`` job, it raises only before its first
+        write (every item fails alike) and its writes fail only with the database."""
+        assert self._loop is not None, "store is not open"
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._jobs.put(_Pending(None, future, False, group, many, item))
+        return await future
 
     async def _read(self, job: Job[T]) -> T:
         if self._readers is None:

@@ -6,6 +6,10 @@
 -- One queue's row by name.
 SELECT id, config, policy FROM queues WHERE project = %s AND location = %s AND queue_id = %s
 
+-- lock_queue --
+-- Lock a queue's row before writing it, to check it is still the row read (store/writer.py).
+SELECT config, policy FROM queues WHERE id = %s FOR UPDATE
+
 -- list_queues --
 -- A page of a location's queues in id order.
 SELECT config FROM queues
