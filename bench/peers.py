@@ -78,6 +78,7 @@ CLIENTS, STREAMS = 4, 4
 DAY_S = 86_400
 # Where ingested tasks would go; they are scheduled a day ahead and never sent.
 NOWHERE = "http://127.0.0.1:9/never"
+HERE = Path(__file__).resolve().parent
 
 
 # -- servers -----------------------------------------------------------------------------
@@ -91,6 +92,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     grpc_target: str
     rest: str | None = None
+    echo: bool = False  # a bare echo: no queues, nothing stored
     _channel: grpc.Channel | None = field(default=None, repr=False)
 
     @property
@@ -171,12 +173,17 @@ class Peers:
         )
         return ready(Server("gte", proc, f"127.0.0.1:{port}"))
 
+    def start_grpc_echo(self) -> Server:
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, str(HERE / "grpc_echo_server.py"), str(port)])
+        return ready(Server("grpc.aio echo", proc, f"127.0.0.1:{port}", echo=True))
+
     def start_echo(self) -> Server:
         port = free_port()
         proc = subprocess.Popen([sys.executable, __file__, "--serve-starlette-echo", str(port)])
         base = f"http://127.0.0.1:{port}"
         wait_up(f"{base}/healthz", proc)
-        return Server("starlette echo", proc, "", base)
+        return Server("starlette echo", proc, "", base, echo=True)
 
 
 def ready(server: Server) -> Server:
@@ -312,6 +319,8 @@ def grpc_run(server: Server, method: str, body: Path, requests: int, per_request
 
 def check_stored(server: Server, queue: str, expected: int) -> str:
     """Fail unless tasksd's store holds every task it acknowledged; a peer's count is shown."""
+    if server.echo:
+        return ""
     stored = server.stored(queue)
     if server.rest is not None and stored != expected:
         raise SystemExit(f"FAIL: {server.name} stored {stored} of the {expected} tasks it acknowledged")
@@ -357,9 +366,13 @@ def ingest(peers: Peers, args: argparse.Namespace) -> None:
 
 
 def unary(peers: Peers, args: argparse.Namespace) -> None:
-    """(b) Unary CreateTask over gRPC, tasksd beside gcloud-tasks-emulator."""
+    """(b) Unary CreateTask over gRPC, tasksd beside gcloud-tasks-emulator, and the bare
+    grpc.aio echo (bench/grpc_echo_server.py) that bounds any server on tasksd's gRPC stack."""
     print("(b) unary CreateTask over gRPC, h2load 4 clients x 4 streams")
-    variants: list[tuple[str, Callable[[], Server]]] = [("tasksd create, sqlite", peers.tasksd)]
+    variants: list[tuple[str, Callable[[], Server]]] = [
+        ("tasksd create, sqlite", peers.tasksd),
+        ("grpc.aio echo", peers.start_grpc_echo),
+    ]
     if peers.gte:
         variants.append(("gte create", peers.start_gte))
     rows = Rows()
@@ -368,7 +381,9 @@ def unary(peers: Peers, args: argparse.Namespace) -> None:
             with running(start) as server:
                 # gte's loop goes through every task of a running queue ten times a second,
                 # future ones too: its queue is paused so that only CreateTask is measured.
-                queue = server.new_queue(paused=server.rest is None)
+                queue = (
+                    f"{PARENT}/queues/echo" if server.echo else server.new_queue(paused=server.rest is None)
+                )
                 body = create_body(peers.work, queue, time.time() + DAY_S)
                 h2load(server.url("CreateTask"), body, 500)
                 run = grpc_run(server, "CreateTask", body, args.unary_requests, 1)
@@ -397,7 +412,7 @@ def rest(peers: Peers, args: argparse.Namespace) -> None:
         for name, start in ordered(variants, round_number):
             with running(start) as server:
                 assert server.rest is not None
-                queue = server.new_queue() if name.startswith("tasksd") else f"{PARENT}/queues/echo"
+                queue = f"{PARENT}/queues/echo" if server.echo else server.new_queue()
                 url = f"{server.rest}/v2/{queue}/tasks"
                 warm = run_wrk(url, script, 1, args.connections)
                 cpu = tree_cpu_seconds(server.pid)
@@ -406,7 +421,7 @@ def rest(peers: Peers, args: argparse.Namespace) -> None:
                 if bad or warm[2]:
                     raise SystemExit(f"FAIL: {server.name} answered {bad + warm[2]} requests with errors")
                 run = Run(rate, spent / total * 1e6, note=latency)
-                if name.startswith("tasksd"):
+                if not server.echo:
                     # wrk stops with requests in flight: some may be stored but not counted.
                     stored = server.stored(queue)
                     if stored < warm[1] + total:
@@ -476,7 +491,8 @@ http {{
 
 
 def dispatch_round(peers: Peers, server: Server, args: argparse.Namespace) -> Run:
-    queues, per_queue = 20, args.dispatch_tasks // 20
+    queues = args.dispatch_queues
+    per_queue = args.dispatch_tasks // queues
     sink = Nginx(peers.work)
     try:
         names = [
@@ -526,7 +542,11 @@ def dispatch_round(peers: Peers, server: Server, args: argparse.Namespace) -> Ru
 
 def dispatch(peers: Peers, args: argparse.Namespace) -> None:
     """(d) Push dispatch into nginx."""
-    print(f"(d) dispatch: {args.dispatch_tasks} tasks, 20 queues x 500/s, due at once, into nginx")
+    queues = args.dispatch_queues
+    print(
+        f"(d) dispatch: {args.dispatch_tasks} tasks, {queues} queues x 500/s (at most {queues * 500}/s after"
+    )
+    print("    each queue's burst), due at once, into nginx")
     variants: list[tuple[str, Callable[[], Server]]] = [("tasksd, sqlite", peers.tasksd)]
     if peers.aertje:
         variants.append(("aertje", peers.start_aertje))
@@ -604,6 +624,9 @@ def main() -> None:
     parser.add_argument("--rest-seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32, help="wrk connections in (c)")
     parser.add_argument("--dispatch-tasks", type=int, default=20000)
+    parser.add_argument(
+        "--dispatch-queues", type=int, default=20, help="queues of (d), 500/s each (the API's most)"
+    )
     parser.add_argument("--dispatch-lead", type=float, default=8.0, help="seconds from filling to due in (d)")
     parser.add_argument("--memory-tasks", type=int, default=200000)
     parser.add_argument("--aertje", default=os.environ.get("AERTJE_EMULATOR", "/work/peers/aertje/emulator"))
