@@ -2,13 +2,17 @@
 
 (a) throughput: tasks dispatched per second to the sink, beside a bare loop that sends the
     same requests (method, URL, X-CloudTasks-* headers) through tasksd's own sender —
-    aiohttp on uvloop, the same connection limit — in alternating rounds; the medians and
-    their ratio (target >= 70 %);
+    tasksd.targets.http1 on uvloop, the same connection limit — in alternating rounds; the
+    medians and their ratio (target >= 70 %);
 (b) rate accuracy: queues at 1/s, 50/s and 500/s over 20 s (target within ±3 %), and a
     queue whose concurrency cap is checked against the sink's peak;
-(c) create→dispatch latency at 100 tasks/s, p50 and p99 (target p50 <= 5 ms).
+(c) create→dispatch latency at 100 tasks/s, p50 and p99 (target p50 <= 5 ms);
+(d) HTTP clients, only when asked for (``--only d``): bare loops sending those requests
+    through tasksd's sender and through the candidates it was measured against (aiohttp as
+    the sender used it before, h11 on an asyncio protocol, httpcore), in alternating rounds;
+    requests/s and CPU per request of each.
 
-  python bench/dispatch.py [--only a|b|c] [--tasks 20000] [--seconds 20] [--rounds 3]
+  python bench/dispatch.py [--only a|b|c|d] [--tasks 20000] [--seconds 20] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -109,8 +114,8 @@ def dispatch_round(bench: Bench, tasks: int, pid: int) -> tuple[float, float]:
 
 
 def bare_round(bench: Bench, tasks: int) -> tuple[float, float]:
-    """Requests per second of a bare loop on tasksd's own HTTP client stack (the aiohttp
-    session and call of ``Sender.request``, uvloop as the server runs) sending the requests
+    """Requests per second of a bare loop on tasksd's own HTTP client stack (``Sender.request``,
+    uvloop as the server runs) sending the requests
     tasksd sends: same method, URL, User-Agent and X-CloudTasks-* headers, no body — from as
     many client loops as tasksd keeps connections to one host. Everything but the engine,
     which includes the sender's lanes."""
@@ -176,6 +181,167 @@ def throughput(bench: Bench, tasks: int, rounds: int, pid: int) -> None:
     print(f"    tasksd dispatch, 20 queues x 500/s:  {tasksd_rate:6.0f} tasks/s, {tasksd_us:4.0f} µs CPU")
     by_cpu = bare_us / tasksd_us
     print(f"    ratio: {tasksd_rate / bare_rate:.1%} (target >= 70%); by CPU time per request: {by_cpu:.1%}")
+
+
+def _headers(i: int, eta: str) -> list[tuple[str, str]]:
+    return [
+        ("User-Agent", "Google-Cloud-Tasks"),
+        ("X-CloudTasks-QueueName", "b-0123456789"),
+        ("X-CloudTasks-TaskName", f"{7_000_000_000_000_000_000 + i}"),
+        ("X-CloudTasks-TaskRetryCount", "0"),
+        ("X-CloudTasks-TaskExecutionCount", "0"),
+        ("X-CloudTasks-TaskETA", eta),
+    ]
+
+
+async def _sender_loop(url: str, send: Callable[[int], Awaitable[int]], tasks: int) -> tuple[float, float]:
+    """(requests/s, µs CPU per request) of CONNECTIONS_PER_HOST loops calling ``send``."""
+    from tasksd.targets.sender import CONNECTIONS_PER_HOST
+
+    todo = iter(range(tasks))
+
+    async def loop() -> None:
+        for i in todo:
+            status = await send(i)
+            assert status == 200, status
+
+    begin, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(loop() for _ in range(CONNECTIONS_PER_HOST)))
+    return tasks / (time.perf_counter() - begin), (time.process_time() - cpu) / tasks * 1e6
+
+
+async def _tasksd_client(url: str, tasks: int) -> tuple[float, float]:
+    from tasksd.targets.outbound import Outbound
+    from tasksd.targets.sender import Sender
+
+    sender, eta = Sender(), f"{time.time():.6f}"
+
+    async def send(i: int) -> int:
+        return (await sender.request(Outbound("POST", url, _headers(i, eta), b"", True), 600)).status
+
+    try:
+        return await _sender_loop(url, send, tasks)
+    finally:
+        await sender.close()
+
+
+async def _aiohttp_client(url: str, tasks: int) -> tuple[float, float]:
+    """aiohttp's client as tasksd's sender used it (the connector's limits, the headers it
+    keeps from adding, a timeout per request)."""
+    import aiohttp
+
+    from tasksd.targets.sender import CONNECTIONS_PER_HOST
+
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST)
+    session = aiohttp.ClientSession(
+        connector=connector,
+        trust_env=False,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+    )
+    eta = f"{time.time():.6f}"
+
+    async def send(i: int) -> int:
+        timeout = aiohttp.ClientTimeout(total=600)
+        async with session.request("POST", url, headers=_headers(i, eta), timeout=timeout) as response:
+            await response.read()
+            return response.status
+
+    try:
+        return await _sender_loop(url, send, tasks)
+    finally:
+        await session.close()
+
+
+async def _h11_client(url: str, tasks: int) -> tuple[float, float]:
+    """h11 (the protocol state machine httpcore uses) on an asyncio protocol per connection."""
+    import h11
+
+    loop = asyncio.get_running_loop()
+    host, port = url.split("/")[2].split(":")
+    path = "/" + url.split("/", 3)[3]
+
+    class Protocol(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.conn = h11.Connection(h11.CLIENT)
+            self.status = 0
+            self.done: asyncio.Future[int] = loop.create_future()
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.conn.receive_data(data)
+            while (event := self.conn.next_event()) not in (h11.NEED_DATA, h11.PAUSED):
+                if isinstance(event, h11.Response):
+                    self.status = event.status_code
+                elif isinstance(event, h11.EndOfMessage):
+                    self.done.set_result(self.status)
+                    return
+
+    idle: list[Protocol] = []
+    eta = f"{time.time():.6f}"
+
+    async def send(i: int) -> int:
+        protocol = idle.pop() if idle else (await loop.create_connection(Protocol, host, int(port)))[1]
+        headers = [("Host", f"{host}:{port}"), *_headers(i, eta), ("Content-Length", "0")]
+        protocol.done = loop.create_future()
+        request = h11.Request(method="POST", target=path, headers=headers)
+        protocol.transport.write(protocol.conn.send(request) + protocol.conn.send(h11.EndOfMessage()))  # type: ignore[attr-defined]
+        status = await protocol.done
+        protocol.conn.start_next_cycle()
+        idle.append(protocol)
+        return status
+
+    try:
+        return await _sender_loop(url, send, tasks)
+    finally:
+        for protocol in idle:
+            protocol.transport.close()
+
+
+async def _httpcore_client(url: str, tasks: int) -> tuple[float, float]:
+    import httpcore
+
+    from tasksd.targets.sender import CONNECTIONS_PER_HOST
+
+    pool = httpcore.AsyncConnectionPool(
+        max_connections=CONNECTIONS_PER_HOST, max_keepalive_connections=CONNECTIONS_PER_HOST
+    )
+    host = url.split("/")[2].encode()
+    eta = f"{time.time():.6f}"
+
+    async def send(i: int) -> int:
+        headers = [(b"Host", host), *((k.encode(), v.encode()) for k, v in _headers(i, eta))]
+        return (await pool.request("POST", url, headers=[*headers, (b"Content-Length", b"0")])).status
+
+    try:
+        return await _sender_loop(url, send, tasks)
+    finally:
+        await pool.aclose()
+
+
+def clients(sink: str, tasks: int, rounds: int) -> None:
+    """(d): each client's bare loop, alternating, ``tasks`` requests per round (httpcore,
+    whose pool is quadratic in its connections, a fiftieth of them)."""
+    candidates: dict[str, Callable[[str, int], Awaitable[tuple[float, float]]]] = {
+        "tasksd sender": _tasksd_client,
+        "aiohttp": _aiohttp_client,
+        "h11 protocol": _h11_client,
+        "httpcore": _httpcore_client,
+    }
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name in candidates}
+    for number in range(1, rounds + 1):
+        for name, client in candidates.items():
+            count = tasks // 50 if name == "httpcore" else tasks
+            url = f"{sink}/d-{uuid.uuid4().hex[:8]}"
+            measured[name].append(uvloop.run(client(url, count)))
+            rate, cpu = measured[name][-1]
+            print(f"    round {number}: {name:14} {rate:7.0f} req/s ({cpu:5.1f} µs CPU/request)")
+    for name, results in measured.items():
+        rate = statistics.median(r for r, _ in results)
+        cpu = statistics.median(c for _, c in results)
+        print(f"(d) {name:14} (median of {rounds}): {rate:7.0f} req/s, {cpu:5.1f} µs CPU/request")
 
 
 def rate_accuracy(bench: Bench, seconds: int) -> None:
@@ -244,7 +410,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", choices=["a", "b", "c"])
+    parser.add_argument("--only", choices=["a", "b", "c", "d"])
     parser.add_argument("--tasks", type=int, default=20000)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of (a)")
@@ -262,6 +428,8 @@ def main() -> None:
             rate_accuracy(bench, args.seconds)
         if args.only in (None, "a"):
             throughput(bench, args.tasks, args.rounds, tasksd.pid)
+        if args.only == "d":
+            clients(bench.sink, args.tasks, args.rounds)
     finally:
         stop(tasksd, sink)
         shutil.rmtree(work, ignore_errors=True)
