@@ -200,3 +200,19 @@ def test_a_second_tasksd_on_the_same_ports_or_node_id_is_refused(two: Server, tm
     message = refused(["--db", two.db, "--config", str(config), *ports])
     assert f"node id '{socket.gethostname()}:{two.http_port}/1'" in message
     assert "in use by another tasksd process on this machine" in message
+
+
+@pytest.mark.parametrize("value", ["0", "two", "true", "65"])
+def test_a_bad_processes_value_is_refused(value: str, tmp_path: Path) -> None:
+    config = tmp_path / "tasksd.yaml"
+    config.write_text(f"processes: {value}\n")
+    ports = ["--http-port", str(free_port()), "--grpc-port", str(free_port())]
+    message = refused(["--db", f"sqlite:///{tmp_path / 'x.db'}", "--config", str(config), *ports])
+    assert "processes must be a whole number from 1 to 64" in message
+    message = refused(["--db", f"sqlite:///{tmp_path / 'x.db'}", "--processes", value, *ports])
+    assert "Invalid value for '--processes'" in message
+
+
+def test_several_processes_need_fixed_ports(tmp_path: Path) -> None:
+    args = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--processes", "2", "--http-port", "0"]
+    assert "needs fixed HTTP and gRPC ports" in refused(args)
