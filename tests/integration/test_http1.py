@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tasksd.targets import sender as sender_module
 from tasksd.targets.outbound import Outbound
 from tasksd.targets.sender import Reply, Sender
 
@@ -22,6 +23,8 @@ class RawServer:
         self.answers: dict[str, tuple[bytes, bool]] = {}
         self.requests: list[bytes] = []
         self.connections = 0
+        self.ended = 0
+        """Connections the client closed."""
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -46,6 +49,7 @@ class RawServer:
                 while b"\r\n\r\n" not in buffer:
                     data = conn.recv(65536)
                     if not data:
+                        self.ended += 1
                         return
                     buffer += data
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
@@ -231,3 +235,26 @@ def test_retry_after_is_read(raw: RawServer) -> None:
     url = raw.script("/busy", b"HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n")
     (reply,) = send_all(post(url))
     assert (reply.status, reply.reason, reply.retry_after_s) == (503, "Busy", 7.0)
+
+
+def test_idle_connections_are_closed_after_the_keepalive(
+    raw: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sender_module, "KEEPALIVE_S", 0.3)
+
+    async def go() -> tuple[int, int, int]:
+        sender = Sender()
+        try:
+            await sender.send(post(raw.url + "/kept"), 5)
+            await sender.send(post(raw.url + "/kept"), 5)
+            opened, ended = raw.connections, raw.ended
+            await asyncio.sleep(0.8)  # two sweeps: the connection has been idle for longer
+            closed = raw.ended - ended
+            await sender.send(post(raw.url + "/kept"), 5)
+            return opened, closed, raw.connections - opened
+        finally:
+            await sender.close()
+
+    before = raw.connections
+    opened, closed, reopened = asyncio.run(go())
+    assert (opened - before, closed, reopened) == (1, 1, 1)
