@@ -94,8 +94,8 @@ class Settings:
     """This process's name among nodes sharing a database; by default ``HOSTNAME:HTTP_PORT``,
     the same across restarts (``/INDEX`` appended for each of ``processes``). A restarted node
     sends again the attempts its previous life left in flight. Two live processes must never
-    share an id on one database: tasksd refuses a second one on the same machine, but cannot
-    see one on another machine, so a node_id set by hand must be unique across machines."""
+    share an id on one database: tasksd refuses a second one on the same machine, and when one
+    starts on another machine the older stops within seconds (exit status 2)."""
     processes: int = 1
     """Server processes to run, each a node of the same store with its own node id, all
     serving the HTTP and gRPC ports (SO_REUSEPORT). Not for in-memory stores."""

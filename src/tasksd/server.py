@@ -8,7 +8,8 @@ Before it dispatches, a starting node gives up the ownership its previous life l
 store, so that the dispatcher takes each queue over as new and sends again the attempts that
 life left in flight. Two live processes with one id on one store would both dispatch: each
 node holds a lock file named after its store and id for its lifetime, and a second process
-on the same machine is refused (nodes on other machines need ids of their own).
+on the same machine is refused; one on another machine overwrites the node's claim in the
+store, and the older process stops within seconds with an error (exit status 2).
 
 With several processes each binds the HTTP port (a socket with SO_REUSEPORT) and the gRPC
 port (gRPC sets SO_REUSEPORT itself on Linux), and the kernel spreads connections over them.
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -311,6 +312,34 @@ def hold_lock(key: str, what: str) -> int:
     return fd
 
 
+NODE_CHECK_S = 2.0
+"""How often a node checks that no process started since with its id (on another machine)."""
+
+
+async def claim_node_id(store: Store, node: str) -> bytes:
+    """Record in the store that this process is ``node`` now (host, pid, a random token): a
+    process started later with the same id overwrites it, and ``_watch_node_id`` sees that."""
+    claim = f"{socket.gethostname()} pid {os.getpid()} {uuid.uuid4().hex}".encode()
+    await store.put_meta(f"node:{node}", claim)
+    return claim
+
+
+async def _watch_node_id(store: Store, node: str, claim: bytes, taken: Callable[[str], None]) -> None:
+    """Call ``taken`` (with who took it) once the store's claim on ``node`` is no longer ours:
+    two live processes with one id would both dispatch its queues. The lock file catches that
+    on one machine at start; this, across machines, within NODE_CHECK_S of the second start."""
+    while True:
+        await asyncio.sleep(NODE_CHECK_S)
+        try:
+            found = await store.get_meta(f"node:{node}")
+        except Exception:
+            log.exception("could not read the claim on node id %s", node)
+            continue
+        if found != claim:
+            taken(found.decode(errors="replace").rsplit(" ", 1)[0] if found else "claim removed")
+            return
+
+
 async def give_up_ownership(store: Store, node: str) -> None:
     """Release the queues ``node`` owns in the store: as the only live process with that id
     (``hold_lock``), what it owns is its previous life's, and a queue nobody owns is taken
@@ -365,6 +394,7 @@ async def _serve(settings: Settings, node: str, index: int | None) -> None:
     store = await open_store(settings.db)
     dispatcher: Dispatcher | None = None
     try:
+        claim = await claim_node_id(store, node)
         await give_up_ownership(store, node)
         clock = SystemClock()
         key = await store.get_or_add_meta("oidc_signing_key", new_signing_key)
@@ -424,16 +454,32 @@ async def _serve(settings: Settings, node: str, index: int | None) -> None:
             authenticator.authenticate if authenticator is not None else None,
             grpc_tls,
         )
-        sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_s))
+        taken: list[str] = []
+
+        def node_id_taken(by: str) -> None:
+            log.error("node id %s was taken by another process (%s): stopping", node, by)
+            taken.append(by)
+            server.should_exit = True
+
+        background = [
+            asyncio.create_task(_sweep_forever(service, settings.sweep_interval_s)),
+            asyncio.create_task(_watch_node_id(store, node, claim, node_id_taken)),
+        ]
         try:
             await service.sweep()
             log.info("serving as node %s", node)
             await server.serve(sockets=sockets)
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await grpc_server.stop(grace=1.0)
+        if taken:
+            raise ConfigError(
+                f"node id {node!r} is in use by another process ({taken[0]}); "
+                "give every node sharing a database its own node_id."
+            )
     finally:
         if dispatcher is not None:
             await dispatcher.stop()

@@ -216,3 +216,24 @@ def test_a_bad_processes_value_is_refused(value: str, tmp_path: Path) -> None:
 def test_several_processes_need_fixed_ports(tmp_path: Path) -> None:
     args = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--processes", "2", "--http-port", "0"]
     assert "needs fixed HTTP and gRPC ports" in refused(args)
+
+
+def test_the_older_of_two_nodes_with_one_id_on_two_machines_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "twin.yaml"
+    config.write_text("node_id: twin\n")
+    db = f"sqlite:///{tmp_path / 'tasks.db'}"
+    older = Server(db, config=config).start()
+    other_machine = tmp_path / "other-tmp"  # another machine: the lock files are not shared
+    other_machine.mkdir()
+    monkeypatch.setenv("TMPDIR", str(other_machine))
+    newer = Server(db, config=config).start()
+    try:
+        assert older.proc is not None and older.proc.wait(timeout=30) == 2
+        assert "node id 'twin' is in use by another process" in older.output()
+        assert "Traceback" not in older.output()
+        assert newer.proc is not None and newer.proc.poll() is None
+        gapic_client(newer.url).list_queues(parent=PARENT)
+    finally:
+        newer.stop()
