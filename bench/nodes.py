@@ -1,4 +1,4 @@
-"""CreateTask and push-dispatch throughput: SQLite with one node beside PostgreSQL with one
+"""CreateTask, push-dispatch and pull throughput: SQLite with one node beside PostgreSQL with one
 and with three nodes on one database, in the same run.
 
     python bench/nodes.py [--seconds 10] [--tasks 20000] [--setups sqlite,pg1,pg3] [--rates-only]
@@ -6,7 +6,9 @@ and with three nodes on one database, in the same run.
 Needs wrk and PostgreSQL's binaries (the script starts a throwaway server). CreateTask: wrk
 against every node at once (16 connections each), rates summed. Dispatch: 20 queues × 500/s
 resumed round-robin through the nodes (so their ownership spreads), tasks/s reaching a sink.
-Beside each rate, the CPU time per request (per dispatched task) of the tasksd processes and
+Pull: one pull queue, one worker per node leasing 1,000 at a time and acknowledging them in
+HTTP batches of 100 (bench/pull_worker.py's), tasks/s acknowledged.
+Beside each rate, the CPU time per request (per task) of the tasksd processes and
 of PostgreSQL's (from /proc), which the machine's noise does not distort as it does rates.
 """
 
@@ -17,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +27,9 @@ from pathlib import Path
 import httpx
 from create_task import BODY, LUA, run_wrk
 from dispatch import Bench
+from pull_worker import QUEUE as PULL_QUEUE
+from pull_worker import fill as fill_pull
+from pull_worker import worker as pull_worker
 from support import cpu_seconds, free_port, start_tasksd, stop, wait_up
 
 HERE = Path(__file__).resolve().parent
@@ -112,6 +118,32 @@ def dispatch_rate(bases: list[str], sink: str, tasks: int, meter: CpuMeter) -> f
     return tasks / (arrivals[-1] - started)
 
 
+def pull_rate(bases: list[str], tasks: int, meter: CpuMeter) -> float:
+    """Tasks per second leased (1,000 a call) and acknowledged (HTTP batches of 100, ten at a
+    time) by one worker per node from one pull queue (``meter`` restarted when they start);
+    every task acknowledged exactly once."""
+    with httpx.Client(base_url=bases[0], timeout=60) as client:
+        client.post(
+            f"/v2beta2/{PARENT}/queues", json={"name": PULL_QUEUE, "pullTarget": {}}
+        ).raise_for_status()
+        fill_pull(client, tasks)
+    time.sleep(1)  # the queue's LeaseTasks bucket refills (10 calls per second)
+    acked: list[str] = []
+    lock, finished = threading.Lock(), threading.Event()
+    threads = [
+        threading.Thread(target=pull_worker, args=(base, 10, acked, [], lock, finished)) for base in bases
+    ]
+    meter.restart()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    assert len(acked) == len(set(acked)) == tasks, (len(acked), len(set(acked)))
+    return tasks / elapsed
+
+
 def rate_through_nodes(bases: list[str], sink: str, rate: int, seconds: int) -> float:
     """The dispatch rate of one queue created through one node and resumed through another."""
     benches = [Bench(base, sink) for base in bases]
@@ -172,6 +204,8 @@ def main() -> None:
                 print(f"{label:<20} CreateTask {created:7.0f} req/s    {meter.per(requests)} per request")
                 dispatched = dispatch_rate(bases, sink_url, args.tasks, meter)
                 print(f"{label:<20} dispatch {dispatched:7.0f} tasks/s    {meter.per(args.tasks)} per task")
+                pulled = pull_rate(bases, args.tasks, meter)
+                print(f"{label:<20} pull     {pulled:7.0f} tasks/s    {meter.per(args.tasks)} per task")
             finally:
                 stop(*(proc for proc, _ in nodes))
     finally:

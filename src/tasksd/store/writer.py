@@ -104,8 +104,15 @@ class Db:
                 raise RunAgain()
 
     def run_many(self, name: str, rows: list[tuple[Any, ...]]) -> None:
-        """One statement for many rows (PostgreSQL pipelines them: one round trip)."""
-        if rows:
+        """One statement for many rows, as if run for each in turn: the dialect's
+        ``<name>_many`` form where it has one (it takes one array per parameter of ``name``),
+        else ``name`` for every row (PostgreSQL pipelines them: one round trip)."""
+        if not rows:
+            return
+        many = self.queries.get(f"{name}_many")
+        if many is not None and len(rows) > 1:
+            self.conn.execute(many, [list(column) for column in zip(*rows, strict=True)])
+        else:
             self.conn.cursor().executemany(self.queries[name], rows)
 
     def raw(self, statement: str) -> Any:
@@ -211,16 +218,23 @@ class _Writer(threading.Thread):
     def _transaction(conn: Db, batch: list[_Pending], dialect: Dialect) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any] | None] = [None] * len(batch)
         again: tuple[type[Exception], ...] = (RunAgain, *dialect.retryable)
-        groups: dict[Hashable, list[int]] = {}
+        # A group's items that came one after another run as one job: the jobs still see the
+        # changes of those before them, in the order they came.
+        runs: dict[int, list[int]] = {}
         for index, pending in enumerate(batch):
-            if pending.many is not None:
-                groups.setdefault(pending.group, []).append(index)
+            if pending.many is None:
+                continue
+            previous = batch[index - 1] if index else None
+            if previous is not None and previous.many is not None and previous.group == pending.group:
+                runs[next(reversed(runs))].append(index)
+            else:
+                runs[index] = [index]
         conn.memo = {}
         conn.raw(dialect.begin)
         for index, pending in enumerate(batch):
             if results[index] is not None:
                 continue  # answered with its group
-            members = groups[pending.group] if pending.many is not None else [index]
+            members = runs.get(index, [index])
             if pending.savepoint:
                 conn.raw("SAVEPOINT job")
             try:
@@ -346,9 +360,9 @@ class GroupCommitDb:
         return await future
 
     async def _write_grouped(self, group: Hashable, item: Any, many: Many) -> Any:
-        """Run ``many`` in a writer for ``item`` and for the items of every other call with the
-        same ``group`` that its transaction takes (callers that came at the same time): one
-        statement can then serve them all. ``many`` answers each item's outcome (raised when
+        """Run ``many`` in a writer for ``item`` and for the items of the other calls with the
+        same ``group`` that came right before or after it in its transaction (callers at the
+        same time): one statement can then serve them all. ``many`` answers each item's outcome (raised when
         it is a TasksError); like a ``checks_first`` job, it raises only before its first
         write (every item fails alike) and its writes fail only with the database."""
         assert self._loop is not None, "store is not open"

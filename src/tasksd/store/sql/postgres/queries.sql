@@ -1,6 +1,8 @@
 -- PostgreSQL forms of the queries in ../sqlite/queries.sql, block for block: %s placeholders,
 -- ON CONFLICT upserts, and FOR UPDATE SKIP LOCKED where tasks are claimed or leased, so that
--- several tasksd processes on one database never take the same task.
+-- several tasksd processes on one database never take the same task. A block NAME_many is
+-- NAME for many rows in one statement, as if NAME ran for each row in turn: it takes one
+-- array (%b: binary) per parameter of NAME, in the same order (Db.run_many).
 
 -- get_queue --
 -- One queue's row by name.
@@ -84,6 +86,14 @@ SELECT expire_us FROM task_tombstones WHERE queue = %s AND task_id = %s
 INSERT INTO task_tombstones (queue, task_id, expire_us) VALUES (%s, %s, %s)
 ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
 
+-- put_tombstone_many --
+-- put_tombstone for many rows; of rows with the same id the last one counts.
+INSERT INTO task_tombstones (queue, task_id, expire_us)
+SELECT DISTINCT ON (queue, task_id) queue, task_id, expire_us
+FROM unnest(%b::bigint[], %b::text[], %b::bigint[]) WITH ORDINALITY AS u(queue, task_id, expire_us, position)
+ORDER BY queue, task_id, position DESC
+ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
+
 -- tombstone_all_tasks --
 -- Tombstones for every task of a queue (purge).
 INSERT INTO task_tombstones (queue, task_id, expire_us)
@@ -115,6 +125,15 @@ FROM tasks WHERE queue = %s AND expire_us > %s
 -- Attempts of a queue that ended (answered, or failed without an answer) in one second, and
 -- how many of them failed.
 INSERT INTO attempt_seconds (queue, second, answered, failed) VALUES (%s, %s, %s, %s)
+ON CONFLICT (queue, second) DO UPDATE SET answered = attempt_seconds.answered + excluded.answered,
+    failed = attempt_seconds.failed + excluded.failed
+
+-- count_answered_many --
+-- count_answered for many rows; rows of the same queue and second add up.
+INSERT INTO attempt_seconds (queue, second, answered, failed)
+SELECT queue, second, sum(answered), sum(failed)
+FROM unnest(%b::bigint[], %b::bigint[], %b::integer[], %b::integer[]) AS u(queue, second, answered, failed)
+GROUP BY queue, second
 ON CONFLICT (queue, second) DO UPDATE SET answered = attempt_seconds.answered + excluded.answered,
     failed = attempt_seconds.failed + excluded.failed
 
@@ -164,6 +183,12 @@ ORDER BY schedule_us LIMIT 1
 -- Lease one task until a time: one more dispatch.
 UPDATE tasks SET schedule_us = %s, dispatch_count = dispatch_count + 1 WHERE id = %s
 
+-- lease_task_many --
+-- lease_task for many rows (of distinct tasks).
+UPDATE tasks SET schedule_us = u.schedule_us, dispatch_count = dispatch_count + 1
+FROM unnest(%b::bigint[], %b::bigint[]) AS u(schedule_us, id)
+WHERE tasks.id = u.id
+
 -- held_task --
 -- A live task with its schedule time, to check a worker's claim on its lease.
 SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
@@ -198,6 +223,12 @@ SELECT min(schedule_us) FROM tasks WHERE queue = %s AND expire_us > %s AND attem
 -- Record an attempt as sent: its dispatch time, one more dispatch, the attempt history.
 UPDATE tasks SET attempt_us = %s, dispatch_count = dispatch_count + 1, attempts = %s WHERE id = %s
 
+-- start_attempt_many --
+-- start_attempt for many rows (of distinct tasks).
+UPDATE tasks SET attempt_us = u.attempt_us, dispatch_count = dispatch_count + 1, attempts = u.attempts
+FROM unnest(%b::bigint[], %b::bytea[], %b::bigint[]) AS u(attempt_us, attempts, id)
+WHERE tasks.id = u.id
+
 -- attempt_row --
 -- A task whose attempt started at a given time.
 SELECT id, task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
@@ -227,9 +258,25 @@ INSERT INTO task_tombstones (queue, task_id, expire_us)
 SELECT queue, task_id, %s FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s
 ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
 
+-- tombstone_attempted_many --
+-- tombstone_attempted for many rows; of rows for the same task the last one counts.
+INSERT INTO task_tombstones (queue, task_id, expire_us)
+SELECT DISTINCT ON (t.queue, t.task_id) t.queue, t.task_id, u.expire_us
+FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::bigint[])
+     WITH ORDINALITY AS u(expire_us, queue, task_id, attempt_us, position)
+JOIN tasks t ON t.queue = u.queue AND t.task_id = u.task_id AND t.attempt_us = u.attempt_us
+ORDER BY t.queue, t.task_id, u.position DESC
+ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
+
 -- delete_attempted --
 -- Remove a task whose attempt started at a given time (it succeeded or ran out of retries).
 DELETE FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s
+
+-- delete_attempted_many --
+-- delete_attempted for many rows.
+DELETE FROM tasks t
+USING unnest(%b::bigint[], %b::text[], %b::bigint[]) AS u(queue, task_id, attempt_us)
+WHERE t.queue = u.queue AND t.task_id = u.task_id AND t.attempt_us = u.attempt_us
 
 -- get_owner --
 -- Who owns a queue's dispatch, and until when (locked while it is decided).
