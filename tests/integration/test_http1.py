@@ -166,12 +166,17 @@ def test_the_deadline_cuts_a_response_that_never_ends(raw: RawServer) -> None:
 
 def test_request_head_and_body_as_sent(raw: RawServer) -> None:
     """Host first (or the caller's), the headers in their order, Content-Length for a body
-    and for a POST without one, none for GET; the URL's path and query encoded as before."""
+    and for a POST without one, none for GET; the URL's path and query encoded as before,
+    its user information sent as Basic credentials unless the request has its own."""
     raw.requests.clear()
     send_all(
         post(raw.url + "/a%41/é?q=1 2", b"data", [("X-One", "1"), ("x-two", "2")]),
         post(raw.url + "/empty"),
         Outbound("GET", raw.url + "/get", [("Host", "elsewhere"), ("X-Three", "3")], b"", False),
+        Outbound("GET", raw.url.replace("//", "//us%20er:p%40ss@") + "/user", [], b"", False),
+        Outbound(
+            "GET", raw.url.replace("//", "//me:pw@") + "/own", [("Authorization", "Bearer x")], b"", False
+        ),
     )
     port = raw.url.rsplit(":", 1)[1]
     assert raw.requests == [
@@ -179,6 +184,9 @@ def test_request_head_and_body_as_sent(raw: RawServer) -> None:
         "Content-Length: 4\r\n\r\ndata".encode(),
         f"POST /empty HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n".encode(),
         b"GET /get HTTP/1.1\r\nHost: elsewhere\r\nX-Three: 3\r\n\r\n",
+        f"GET /user HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Authorization: Basic dXMgZXI6cEBzcw==\r\n\r\n".encode(),  # "us er:p@ss"
+        f"GET /own HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer x\r\n\r\n".encode(),
     ]
 
 

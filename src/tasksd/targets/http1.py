@@ -12,6 +12,7 @@ read (so the connection can be used again) but not kept, so its size costs no me
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 from dataclasses import dataclass
 from typing import cast
@@ -44,6 +45,8 @@ class Target:
     host_header: str
     path: str
     """The request target: path and query, percent-encoded as aiohttp (yarl) encodes them."""
+    authorization: str | None = None
+    """Basic credentials of the URL's user information, if it has any (as aiohttp sent them)."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -55,6 +58,10 @@ def target_of(url: str) -> Target:
     if parsed.scheme not in ("http", "https") or not parsed.host or parsed.port is None:
         raise ValueError(f"Cannot send a request to {url!r}.")
     authority = parsed.host_port_subcomponent or parsed.host
+    credentials = None
+    if parsed.user is not None:
+        pair = f"{parsed.user}:{parsed.password or ''}".encode()
+        credentials = f"Basic {base64.b64encode(pair).decode()}"
     return Target(
         f"{parsed.scheme}://{authority}",
         parsed.scheme == "https",
@@ -62,12 +69,14 @@ def target_of(url: str) -> Target:
         parsed.port,
         authority,
         parsed.raw_path_qs or "/",
+        credentials,
     )
 
 
 def request_head(method: str, target: Target, headers: list[tuple[str, str]], body: bytes) -> bytes:
     """The request line and headers: Host first (the URL's, unless ``headers`` name one), the
-    headers in their order, and Content-Length for a body (or ``BODY_METHODS``).
+    headers in their order, the URL's credentials unless ``headers`` hold an Authorization,
+    and Content-Length for a body (or ``BODY_METHODS``).
 
     Raises: ValueError for a header name or value with a line break in it."""
     host = target.host_header
@@ -78,6 +87,8 @@ def request_head(method: str, target: Target, headers: list[tuple[str, str]], bo
         else:
             lines.append(f"{key}: {value}")
     lines[1] = f"Host: {host}"
+    if target.authorization is not None and not any(k.lower() == "authorization" for k, _ in headers):
+        lines.append(f"Authorization: {target.authorization}")
     if body or method in BODY_METHODS:
         lines.append(f"Content-Length: {len(body)}")
     text = "\r\n".join(lines)

@@ -250,7 +250,8 @@ class Sender:
             self._release(target, connection)
             status, location = connection.status, connection.location
             if not (request.follow_redirects and status in _REDIRECTS and location):
-                retry_after = _retry_after(connection.retry_after, self.clock.now())
+                asked = connection.retry_after
+                retry_after = _retry_after(asked, self.clock.now()) if asked is not None else None
                 return Reply(status, connection.reason, retry_after)
             url, method, headers, body = _redirected(url, location, status, method, headers, body)
         raise TooManyRedirects(f"More than {MAX_REDIRECTS} redirects from {request.url}.")
