@@ -68,16 +68,23 @@ def test_batch_create_reports_each_failed_request(gapic_v2: Any, paused_queue: s
         {"parent": paused_queue, "task": _http_task("https://example.com/b", f"{paused_queue}/tasks/taken")},
         {"parent": paused_queue, "task": _http_task("ftp://example.com/c")},
         {"parent": paused_queue, "task": _http_task("https://example.com/d")},
+        {"parent": paused_queue, "task": _http_task("https://example.com/e", f"{paused_queue}/tasks/twice")},
+        {"parent": paused_queue, "task": _http_task("https://example.com/f", f"{paused_queue}/tasks/twice")},
     ]
     operation = gapic_v2.batch_create_tasks(request={"parent": paused_queue, "requests": requests})
     result = operation.result(timeout=30)
-    assert [t.http_request.url for t in result.tasks] == ["https://example.com/a", "https://example.com/d"]
+    assert [t.http_request.url for t in result.tasks] == [
+        "https://example.com/a",
+        "https://example.com/d",
+        "https://example.com/e",
+    ]
     metadata = operation.metadata
     assert metadata.state == Metadata.State.PARTIALLY_SUCCEEDED
-    assert sorted(metadata.failed_requests) == [1, 2]
+    assert sorted(metadata.failed_requests) == [1, 2, 5]
     assert metadata.failed_requests[1].code == 6  # ALREADY_EXISTS
     assert metadata.failed_requests[2].code == 3 and "url" in metadata.failed_requests[2].message
-    assert len(list(gapic_v2.list_tasks(parent=paused_queue))) == 3
+    assert metadata.failed_requests[5].code == 6  # the batch named that task already
+    assert len(list(gapic_v2.list_tasks(parent=paused_queue))) == 4
 
 
 def test_batch_create_retry_with_the_same_request_id_creates_nothing_more(
