@@ -152,10 +152,12 @@ def test_broken_responses_fail_the_attempt(raw: RawServer) -> None:
     garbage = raw.script("/garbage", b"SMTP ready\r\n\r\n")
     cut = raw.script("/cut", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", close=True)
     silent = raw.script("/silent", b"", close=True)
-    replies = send_all(post(garbage), post(cut), post(silent), post(raw.url + "/fine"))
-    assert [r.status for r in replies] == [0, 0, 0, 200]
+    endless = raw.script("/endless-header", b"HTTP/1.1 200 OK\r\nX-Long: " + b"x" * 100_000)
+    replies = send_all(post(garbage), post(cut), post(silent), post(endless), post(raw.url + "/fine"))
+    assert [r.status for r in replies] == [0, 0, 0, 0, 200]
     assert "not HTTP/1.1" in replies[0].reason
     assert "before its response ended" in replies[1].reason and "before" in replies[2].reason
+    assert "headers exceed 65536 bytes" in replies[3].reason
 
 
 def test_the_deadline_cuts_a_response_that_never_ends(raw: RawServer) -> None:

@@ -24,6 +24,10 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 """Methods whose requests carry a Content-Length even when they have no body (as aiohttp's)."""
 
 
+MAX_HEAD_BYTES = 1 << 16
+"""A response's status line and headers may be this long (aiohttp's limit was 8190 bytes a line)."""
+
+
 class ProtocolError(OSError):
     """The target's answer was not HTTP/1.1, or the connection ended before a response."""
 
@@ -111,6 +115,7 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._head_only = False
         self._until_close = False
+        self._head_left = MAX_HEAD_BYTES
         self.status = 0
         self.reason = ""
         self.retry_after: str | None = None
@@ -129,6 +134,7 @@ class Connection(asyncio.Protocol):
         self.keep = False
         self._head_only = head_only
         self._until_close = True
+        self._head_left = MAX_HEAD_BYTES
         waiter = self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return waiter
@@ -158,6 +164,12 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"The target's response is not HTTP/1.1 ({exc})."))
             self.close()
+            return
+        if self.status == 0:  # still in the status line and headers, which httptools keeps
+            self._head_left -= len(data)
+            if self._head_left < 0:
+                self._fail(ProtocolError(f"The target's response headers exceed {MAX_HEAD_BYTES} bytes."))
+                self.close()
 
     def eof_received(self) -> bool:
         return False
