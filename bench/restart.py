@@ -2,7 +2,7 @@
 how soon a server whose store holds a million queued tasks serves again.
 
     python bench/restart.py [--restarts 20] [--tasks 1000000] [--stores sqlite,postgres]
-                            [--only dispatch|million]
+                            [--only dispatch|million|children]
 
 1. Dispatch (SQLite): a push queue at 50 tasks/s to a local sink (bench/sink_server.py) with
    tasks always due. ``--restarts`` times: once tasks arrive, kill -9 the server, start the same
@@ -10,7 +10,11 @@ how soon a server whose store holds a million queued tasks serves again.
    take the first task that reaches the sink after the new process was started. Per restart:
    start → /healthz answering, and /healthz answering → that task (goal: at most 1 s;
    negative when dispatch resumed before /healthz answered); then medians and maxima.
-2. Million: for each store (PostgreSQL when its binaries exist), the tasks bulk-loaded as
+2. Children (``--only children``): the same queue on ``tasksd serve --processes 2``;
+   ``--restarts`` times: kill -9 the process that dispatches the queue (the one connected to
+   the sink) once it has run 10 s (else its parent waits 2 s before starting it again), and
+   take kill → the next task at the sink (the other process serves the API meanwhile).
+3. Million: for each store (PostgreSQL when its binaries exist), the tasks bulk-loaded as
    bench/million.py does, then 5 × (kill -9, start): start → /healthz answering (goal: at most
    3 s), with the server's RSS then.
 
@@ -20,6 +24,7 @@ Run it with ``PYTHONPATH=OTHER_TREE/src`` to measure another build the same way.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import statistics
@@ -139,6 +144,65 @@ def dispatch_after_restart(work: Path, restarts: int) -> None:
         stop(sink)
 
 
+def started_s_ago(pid: int) -> float:
+    """How long ago the process started (Linux: /proc/PID/stat's start time since boot)."""
+    start_ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def dispatch_after_child_crash(work: Path, restarts: int) -> None:
+    from tests.integration.test_processes import children, tcp_sockets
+
+    sink_port = free_port()
+    sink = subprocess.Popen([sys.executable, str(HERE / "sink_server.py"), str(sink_port)])
+    sink_url = f"http://127.0.0.1:{sink_port}"
+    node = Node(f"sqlite:///{work / 'children.db'}")
+    node.args += ["--processes", "2"]
+    try:
+        wait_up(f"{sink_url}/_stats", sink)
+        node.start()
+        assert node.proc is not None
+        bench = Bench(node.url, sink_url)
+        queue = bench.queue(rateLimits={"maxTasksDispatchedPerSecond": 50, "maxBurstSize": 1})
+        bench.api.post(f"/v2beta2/{queue}:pause", json={}).raise_for_status()
+        bench.fill(queue, f"{sink_url}/r", 50 * 12 * (restarts + 2))
+        bench.api.post(f"/v2beta2/{queue}:resume", json={}).raise_for_status()
+        resumed: list[float] = []
+        for number in range(1, restarts + 1):
+            owner = None
+            while owner is None:
+                kids = children(node.proc.pid)
+                senders = [
+                    kid
+                    for kid in kids
+                    if len(kids) == 2 and any(r == sink_port for _, r, st in tcp_sockets(kid) if st == "01")
+                ]
+                if len(senders) == 1 and started_s_ago(senders[0]) > 10.5:
+                    owner = senders[0]
+                else:
+                    time.sleep(0.1)
+            os.kill(owner, signal.SIGKILL)
+            while owner in children(node.proc.pid):
+                time.sleep(0.001)
+            dead = time.time()
+            deadline = time.monotonic() + 60
+            later: list[float] = []
+            while not later and time.monotonic() < deadline:
+                later = [t for t in bench.stats("/r")["arrivals"] if t > dead + 0.002]  # type: ignore[attr-defined]
+                time.sleep(0.002)
+            if not later:
+                raise SystemExit(f"restart {number}: no task dispatched within 60 s")
+            resumed.append(min(later) - dead)
+            print(f"restart {number:>2}: next dispatch {resumed[-1]:6.3f} s after the process died")
+        print()
+        report("child killed → next dispatch", resumed, f"{restarts} restarts; goal <= 1 s")
+    finally:
+        if node.proc is not None and node.proc.poll() is None:
+            stop(node.proc)
+        stop(sink)
+
+
 def serving_with_a_million(url: str, tasks: int, label: str) -> None:
     load(url, tasks)
     node = Node(url)
@@ -172,12 +236,14 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--stores", default="sqlite,postgres")
-    parser.add_argument("--only", choices=["dispatch", "million"])
+    parser.add_argument("--only", choices=["dispatch", "million", "children"])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tasksd-bench-"))
     try:
         if args.only in (None, "dispatch"):
             dispatch_after_restart(work, args.restarts)
+        if args.only == "children":
+            dispatch_after_child_crash(work, args.restarts)
         if args.only in (None, "million"):
             for kind in args.stores.split(","):
                 if kind == "sqlite":

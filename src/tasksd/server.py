@@ -14,8 +14,9 @@ store, and the older process stops within seconds with an error (exit status 2).
 With several processes each binds the HTTP port (a socket with SO_REUSEPORT) and the gRPC
 port (gRPC sets SO_REUSEPORT itself on Linux), and the kernel spreads connections over them.
 The parent forwards SIGTERM and SIGINT (as SIGTERM) to the children and exits when they have;
-a child that dies otherwise (a crash, kill -9) is started again after a second, with the same
-node id; a child that refuses its configuration (exit status 2) stops them all.
+a child that dies otherwise (a crash, kill -9) is started again with the same node id, at once
+unless it had lived less than 10 s (then after 2 s); a child that refuses its configuration
+(exit status 2) stops them all.
 """
 
 from __future__ import annotations
@@ -516,6 +517,11 @@ def run(settings: Settings) -> int:
     return _Parent(settings).run()
 
 
+RESTART_DELAY_S = 2.0
+"""How long a process that died within STABLE_S of its start waits before it is started again."""
+STABLE_S = 10.0
+
+
 class _Parent:
     """Starts ``processes`` server processes and watches them (see the module docstring)."""
 
@@ -523,6 +529,8 @@ class _Parent:
         self.settings = settings
         self.children: dict[int, int] = {}
         """pid → index of each live child."""
+        self.started: dict[int, float] = {}
+        """index → when its process was last started (time.monotonic())."""
         self.stopping = False
 
     def run(self) -> int:
@@ -551,8 +559,17 @@ class _Parent:
                     status = 2
                     self._stop(signal.SIGTERM, None)
                     continue
-                log.error("server process %d (pid %d) ended with %d; starting it again", index, pid, code)
-                time.sleep(1.0)
+                # At once after a long life; a process that keeps dying is not started in a loop.
+                lived = time.monotonic() - self.started[index]
+                delay = RESTART_DELAY_S if lived < STABLE_S else 0.0
+                log.error(
+                    "server process %d (pid %d) ended with %d; starting it again in %g s",
+                    index,
+                    pid,
+                    code,
+                    delay,
+                )
+                time.sleep(delay)
                 if not self.stopping:
                     self._start(index)
         finally:
@@ -568,6 +585,7 @@ class _Parent:
 
     def _start(self, index: int) -> None:
         parent = os.getpid()
+        self.started[index] = time.monotonic()
         pid = os.fork()
         if pid:
             self.children[pid] = index
