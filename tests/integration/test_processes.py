@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from google.api_core import exceptions
 
 from tests.integration.conftest import (
     PARENT,
@@ -111,6 +112,12 @@ def test_each_process_answers_what_another_created(two: Server) -> None:
     for client in clients:
         assert client.get_task(name=created.name).name == created.name
         assert [q.name for q in client.list_queues(parent=PARENT) if q.name == queue] == [queue]
+    clients[0].pause_queue(name=queue)  # a change of the queue: seen by every process at once
+    assert {client.get_queue(name=queue).state.name for client in clients} == {"PAUSED"}
+    clients[-1].delete_task(name=created.name)
+    for client in clients:
+        with pytest.raises(exceptions.NotFound):
+            client.get_task(name=created.name)
     served = [
         {local for local, _, state in tcp_sockets(kid) if state == "01"} & {two.http_port, two.grpc_port}
         for kid in children(two.proc.pid)
