@@ -22,7 +22,8 @@ request, which made dispatch to one busy host quadratic (~110 attempts/s at 500/
 
 Where attempts may go (``tasksd.targets.network``) is checked on the address each connection
 is actually opened to, never on the URL: the sender resolves the host itself, drops the
-addresses the rule refuses and connects a socket to an allowed one, so neither a host name
+addresses the rule refuses and connects a socket to an allowed one (trying them as aiohttp
+did, with aiohappyeyeballs), so neither a host name
 that resolves to a refused address, nor DNS that changes between a check and the connection,
 nor a redirect to another host gets past it (every hop of a redirect is a request of its own,
 on a connection opened or reused the same way); the check costs nothing per request on a
@@ -52,6 +53,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import aiohappyeyeballs
 import yarl
 
 from tasksd.clock import Clock, SystemClock
@@ -65,6 +67,7 @@ CONNECTIONS_PER_HOST = 256
 KEEPALIVE_S = 15.0
 """An idle connection is closed after this long (aiohttp's default)."""
 MAX_REDIRECTS = 10
+HAPPY_EYEBALLS_S = 0.25
 TICK_S = 0.05
 """How often deadlines are looked at: an attempt is cut at most this long after its deadline."""
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -287,29 +290,23 @@ class Sender:
             raise
 
     async def _open(self, target: Target) -> Connection:
-        loop = asyncio.get_running_loop()
-        error: OSError | None = None
-        for family, kind, proto, _, address in await allowed_addresses(
-            self._networks, target.host, target.port
-        ):
-            sock = socket.socket(family, kind, proto)
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await loop.sock_connect(sock, address)
-            except OSError as exc:
-                sock.close()
-                error = exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            tls = self._tls if target.tls else None
-            _, connection = await loop.create_connection(
-                Connection, sock=sock, ssl=tls, server_hostname=target.host if tls else None
-            )
-            return connection
-        raise error or OSError(f"{target.host} has no address.")
+        """A connection to one of the target's allowed addresses, tried as aiohttp tried them
+        (happy eyeballs: the next address when one has not answered within 0.25 s)."""
+        addresses = await allowed_addresses(self._networks, target.host, target.port)
+        if not addresses:
+            raise OSError(f"{target.host} has no address.")
+        sock = await aiohappyeyeballs.start_connection(addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_S)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except BaseException:
+            sock.close()
+            raise
+        tls = self._tls if target.tls else None
+        # The event loop owns the socket from here on, and closes it when this fails.
+        _, connection = await asyncio.get_running_loop().create_connection(
+            Connection, sock=sock, ssl=tls, server_hostname=target.host if tls else None
+        )
+        return connection
 
     def _release(self, target: Target, connection: Connection) -> None:
         if not (connection.keep and connection.usable):
