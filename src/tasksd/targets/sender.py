@@ -23,14 +23,13 @@ request, which made dispatch to one busy host quadratic (~110 attempts/s at 500/
 Where attempts may go (``tasksd.targets.network``) is checked on the address each connection
 is actually opened to, never on the URL: the sender resolves the host itself, drops the
 addresses the rule refuses and connects a socket to an allowed one (trying them as aiohttp
-did, with aiohappyeyeballs), so neither a host name
-that resolves to a refused address, nor DNS that changes between a check and the connection,
-nor a redirect to another host gets past it (every hop of a redirect is a request of its own,
-on a connection opened or reused the same way); the check costs nothing per request on a
-reused connection. A name with both allowed and refused addresses is reached on the allowed
-ones; one with only refused ones fails with the refusal. ``allowed_hosts`` (names, not
-addresses) is checked on every hop. A refused attempt comes back as
-``Reply(0, reason, refused=True)``: nothing was sent.
+did, with aiohappyeyeballs), so neither a host name that resolves to a refused address, nor
+DNS that changes between a check and the connection, nor a redirect to another host gets past
+it (every hop of a redirect is a request of its own, on a connection opened or reused the same
+way); the check costs nothing per request on a reused connection. A name with both allowed
+and refused addresses is reached on the allowed ones; one with only refused ones fails with
+the refusal. ``allowed_hosts`` (names, not addresses) is checked on every hop. A refused
+attempt comes back as ``Reply(0, reason, refused=True)``: nothing was sent.
 
 Redirects are followed as aiohttp followed them (HTTP targets; App Engine targets do not
 follow them): at most ``MAX_REDIRECTS``; 303, and 301/302 of a POST, go on as GET without the
