@@ -16,7 +16,7 @@ port (gRPC sets SO_REUSEPORT itself on Linux), and the kernel spreads connection
 The parent forwards SIGTERM and SIGINT (as SIGTERM) to the children and exits when they have;
 a child that dies otherwise (a crash, kill -9) is started again with the same node id, at once
 unless it had lived less than 10 s (then after 2 s); a child that refuses its configuration
-(exit status 2) stops them all.
+(exit status 2), or dies within 10 s of its start three times in a row, stops them all.
 """
 
 from __future__ import annotations
@@ -295,10 +295,12 @@ def hold_lock(key: str, what: str) -> int:
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     path = Path(tempfile.gettempdir()) / f"tasksd-{digest}.lock"
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        writable = True
-    except PermissionError:  # another user's file: locking needs no write access
-        fd, writable = os.open(path, os.O_RDONLY), False
+        try:
+            fd, writable = os.open(path, os.O_RDWR | os.O_CREAT, 0o644), True
+        except PermissionError:  # another user's file: locking needs no write access
+            fd, writable = os.open(path, os.O_RDONLY), False
+    except OSError as exc:
+        raise ConfigError(f"cannot open the lock file {path} of {what}: {exc.strerror}.") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -353,9 +355,12 @@ async def give_up_ownership(store: Store, node: str) -> None:
 def reuse_port_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` with SO_REUSEPORT, which other processes of this
     user may bind too (the kernel spreads new connections over them); uvicorn listens on it."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:  # socket.gaierror: a host name that does not resolve
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}.") from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -448,13 +453,18 @@ async def _serve(settings: Settings, node: str, index: int | None) -> None:
         )
         server = _Server(config)
         sockets = None if index is None else [reuse_port_socket(settings.host, settings.http_port)]
-        grpc_server = await start_grpc(
-            rpcs,
-            settings.host,
-            settings.grpc_port,
-            authenticator.authenticate if authenticator is not None else None,
-            grpc_tls,
-        )
+        try:
+            grpc_server = await start_grpc(
+                rpcs,
+                settings.host,
+                settings.grpc_port,
+                authenticator.authenticate if authenticator is not None else None,
+                grpc_tls,
+            )
+        except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
+            raise ConfigError(
+                f"cannot listen on {settings.host}:{settings.grpc_port} (gRPC): {exc}"
+            ) from None
         taken: list[str] = []
 
         def node_id_taken(by: str) -> None:
@@ -520,6 +530,8 @@ def run(settings: Settings) -> int:
 RESTART_DELAY_S = 2.0
 """How long a process that died within STABLE_S of its start waits before it is started again."""
 STABLE_S = 10.0
+QUICK_DEATHS = 3
+"""Deaths in a row within STABLE_S of the start after which the parent stops them all."""
 
 
 class _Parent:
@@ -531,6 +543,8 @@ class _Parent:
         """pid → index of each live child."""
         self.started: dict[int, float] = {}
         """index → when its process was last started (time.monotonic())."""
+        self.quick_deaths: dict[int, int] = {}
+        """index → how many times in a row its process died within STABLE_S of its start."""
         self.stopping = False
 
     def run(self) -> int:
@@ -545,7 +559,8 @@ class _Parent:
         status = 0
         try:
             for index in range(settings.processes):
-                self._start(index)
+                if not self.stopping:
+                    self._start(index)
             while self.children:
                 try:
                     pid, wait_status = os.wait()
@@ -561,6 +576,18 @@ class _Parent:
                     continue
                 # At once after a long life; a process that keeps dying is not started in a loop.
                 lived = time.monotonic() - self.started[index]
+                self.quick_deaths[index] = self.quick_deaths.get(index, 0) + 1 if lived < STABLE_S else 0
+                if self.quick_deaths[index] >= QUICK_DEATHS:
+                    log.error(
+                        "server process %d ended with %d, %d times within %g s of its start: stopping",
+                        index,
+                        code,
+                        QUICK_DEATHS,
+                        STABLE_S,
+                    )
+                    status = 1
+                    self._stop(signal.SIGTERM, None)
+                    continue
                 delay = RESTART_DELAY_S if lived < STABLE_S else 0.0
                 log.error(
                     "server process %d (pid %d) ended with %d; starting it again in %g s",

@@ -244,3 +244,14 @@ def test_the_older_of_two_nodes_with_one_id_on_two_machines_stops(
         gapic_client(newer.url).list_queues(parent=PARENT)
     finally:
         newer.stop()
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_grpc_port_in_use_is_refused(processes: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:  # bound without SO_REUSEPORT: nobody can share it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--processes", processes]
+        message = refused([*args, "--http-port", str(free_port()), "--grpc-port", str(port)])
+    assert f"cannot listen on 127.0.0.1:{port} (gRPC)" in message
