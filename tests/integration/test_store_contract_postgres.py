@@ -19,7 +19,8 @@ from tasksd.model.leases import LeaseRequest
 from tasksd.model.queue import QueueState
 from tasksd.store import codec
 from tasksd.store.base import Store
-from tasksd.store.postgres import PostgresStore
+from tasksd.store.postgres import PostgresStore, postgres_dialect
+from tasksd.store.writer import Db
 from tests.postgres import PostgresServer
 from tests.stores import loop, new_store, run
 from tests.unit import test_store_contract as contract
@@ -166,3 +167,51 @@ def test_writers_of_one_node_share_the_work(
         assert len(names) == len(set(names)) == 400
     finally:
         run(store.close())
+
+
+def test_statements_for_many_rows_do_what_one_a_row_does(postgres_server: PostgresServer) -> None:
+    """Each NAME_many statement (Db.run_many) leaves the tables as NAME run for each row in
+    turn does, rows that repeat a key included."""
+    url = postgres_server.new_database()
+    dialect = postgres_dialect(url)
+    db = Db(dialect.connect(), dialect)
+    try:
+        db.raw("BEGIN")
+        dialect.migrate(db)
+        db.raw("COMMIT")
+        for task_id in ("a", "b", "c"):
+            db.run("insert_task", (1, task_id, 1, 0, 0, 10**15, None, 0, 0, b"p", None, None))
+        ids = [row[0] for row in db.raw("SELECT id FROM tasks ORDER BY task_id")]
+        db.raw("UPDATE tasks SET attempt_us = 7 WHERE task_id IN ('a', 'c')")
+        rows_of = {
+            "put_tombstone": [(1, "a", 10), (1, "b", 20), (1, "a", 30)],
+            "lease_task": [(100, ids[0]), (200, ids[1])],
+            "start_attempt": [(5, b"h", ids[0]), (6, None, ids[1])],
+            "tombstone_attempted": [(40, 1, "a", 7), (50, 1, "c", 7), (60, 1, "b", 99), (70, 1, "a", 7)],
+            "delete_attempted": [(1, "a", 7), (1, "b", 99), (1, "c", 7)],
+            "count_answered": [(1, 5, 1, 0), (1, 6, 2, 1), (1, 5, 3, 1)],
+        }
+        assert {name.removesuffix("_many") for name in dialect.queries if name.endswith("_many")} == set(
+            rows_of
+        )
+
+        def tables() -> list[list[tuple[Any, ...]]]:
+            return [
+                db.raw(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+                for table in ("tasks", "task_tombstones", "attempt_seconds")
+            ]
+
+        for name, rows in rows_of.items():
+            after = []
+            for together in (True, False):
+                db.raw("BEGIN")
+                if together:
+                    db.run_many(name, rows)
+                else:
+                    for row in rows:
+                        db.run(name, row)
+                after.append(tables())
+                db.raw("ROLLBACK")
+            assert after[0] == after[1], name
+    finally:
+        db.close()

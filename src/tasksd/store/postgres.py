@@ -2,7 +2,9 @@
 
 Claims and leases select with ``FOR UPDATE SKIP LOCKED``, so several tasksd processes on one
 database never take the same task; schema migrations run under an advisory lock, so several
-nodes may start at once.
+nodes may start at once. Each node writes through ``WRITERS`` connections, each with its own
+group commits (store/writer.py): one waits for its commit while another runs statements.
+Statements for many rows take one binary array per column (``unnest``), not a statement a row.
 """
 
 from __future__ import annotations

@@ -1,13 +1,19 @@
-"""Group commit for the relational stores: one writer thread, readers on a small pool.
+"""Group commit for the relational stores: writer threads, readers on a small pool.
 
-Every write is a job run by a single writer thread. The writer takes every job waiting at
-that moment and runs them in one transaction, each inside its own savepoint so that a job
-that fails (a duplicate name, a missing queue) is undone alone; then it commits once and
-answers all of them. Concurrent writers thus share one commit (one fsync), and no write is
-answered before it is durable. A job that can only fail before it writes anything (it
-checks first, and its writes fail only if the database does) says so and runs without a
-savepoint. Reads use their own connections on a small thread pool. What differs between
-databases is a ``Dialect``; the jobs themselves are in ``store/sqlstore.py``.
+Every write is a job run by a writer thread. A writer takes every job waiting at that moment
+and runs them in one transaction, each inside its own savepoint so that a job that fails (a
+duplicate name, a missing queue) is undone alone; then it commits once and answers all of
+them. Concurrent callers thus share one commit (one fsync), and no write is answered before
+it is durable. A job that can only fail before it writes anything (it checks first, and its
+writes fail only if the database does) says so and runs without a savepoint. Jobs of one
+group that come one after another (CreateTask calls for one queue) run as one job, so that
+one statement can serve them all. Reads use their own connections on a small thread pool.
+
+SQLite has one writer. Where row locks keep transactions apart (PostgreSQL) there may be
+several, as there are several nodes on one database: each group-commits what it takes, a
+write of a queue row first checks that the row is still the one the transaction read, and a
+transaction that lost such a race, or a deadlock, runs again from its start. What differs
+between databases is a ``Dialect``; the jobs themselves are in ``store/sqlstore.py``.
 """
 
 from __future__ import annotations
