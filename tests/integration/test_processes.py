@@ -107,8 +107,10 @@ def test_each_process_answers_what_another_created(two: Server) -> None:
     queue = f"{PARENT}/queues/shared-{uuid.uuid4().hex[:8]}"
     gapic_client(two.url).create_queue(parent=PARENT, queue={"name": queue, "pull_target": {}})
     created = gapic_client(two.url).create_task(parent=queue, task={"pull_message": {"payload": b"x"}})
-    # Sixteen clients, each on a connection of its own, spread by the kernel over both processes.
-    clients = [gapic_client(two.url) for _ in range(8)] + [gapic_grpc_client(two) for _ in range(8)]
+    # REST clients, each on a connection of its own, spread by the kernel over both processes
+    # (32: all on one process is a chance of 2**-31). gRPC channels to one target share their
+    # connection in a process, so the gRPC clients count as one.
+    clients = [gapic_client(two.url) for _ in range(32)] + [gapic_grpc_client(two) for _ in range(4)]
     for client in clients:
         assert client.get_task(name=created.name).name == created.name
         assert [q.name for q in client.list_queues(parent=PARENT) if q.name == queue] == [queue]
