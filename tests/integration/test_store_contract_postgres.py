@@ -170,8 +170,8 @@ def test_writers_of_one_node_share_the_work(
 
 
 def test_statements_for_many_rows_do_what_one_a_row_does(postgres_server: PostgresServer) -> None:
-    """Each NAME_many statement (Db.run_many) leaves the tables as NAME run for each row in
-    turn does, rows that repeat a key included."""
+    """Each NAME_many statement (Db.run_many, Db.affected) leaves the tables as NAME run for
+    each row in turn does, and answers the same rows as changed, rows that repeat a key included."""
     url = postgres_server.new_database()
     dialect = postgres_dialect(url)
     db = Db(dialect.connect(), dialect)
@@ -180,7 +180,7 @@ def test_statements_for_many_rows_do_what_one_a_row_does(postgres_server: Postgr
         dialect.migrate(db)
         db.raw("COMMIT")
         for task_id in ("a", "b", "c"):
-            db.run("insert_task", (1, task_id, 1, 0, 0, 10**15, None, 0, 0, b"p", None, None))
+            db.run("insert_new_task", (1, task_id, 1, 0, 0, 10**15, None, 0, 0, b"p", None, None, 0))
         ids = [row[0] for row in db.raw("SELECT id FROM tasks ORDER BY task_id")]
         db.raw("UPDATE tasks SET attempt_us = 7 WHERE task_id IN ('a', 'c')")
         rows_of = {
@@ -191,13 +191,39 @@ def test_statements_for_many_rows_do_what_one_a_row_does(postgres_server: Postgr
             "delete_attempted": [(1, "a", 7), (1, "b", 99), (1, "c", 7)],
             "count_answered": [(1, 5, 1, 0), (1, 6, 2, 1), (1, 5, 3, 1)],
         }
+        db.raw("INSERT INTO task_tombstones VALUES (1, 'held', 50), (1, 'free', 5)")
+        new = (1, 0, 0, 10**15, "x", 0, 0, b"q", None, b"o", 10)  # after queue and id
+        affected_rows = {
+            "insert_new_task": [
+                (1, "a", *new),  # the queue has it
+                (1, "d", *new),
+                (1, "held", *new),  # tombstoned until 50, after 10
+                (1, "free", *new),  # its tombstone ended at 5
+                (1, "e", *new),
+                (1, "d", *new),  # the same id twice in a call
+                (2, "a", *new),  # another queue
+            ],
+            "acknowledge_task": [
+                (1, "a", 0, 1, 0),
+                (1, "b", 0, 1, 5),  # not its schedule time
+                (1, "b", 0, 1, 0),
+                (1, "a", 0, 1, 0),  # twice
+                (1, "c", 0, 2, 0),  # not of that kind
+                (1, "zz", 0, 1, 0),
+            ],
+        }
         assert {name.removesuffix("_many") for name in dialect.queries if name.endswith("_many")} == set(
             rows_of
-        )
+        ) | set(affected_rows)
 
         def tables() -> list[list[tuple[Any, ...]]]:
+            # Rows as they are but for the ids of tasks, which rolled back inserts still use up.
+            columns = {
+                "tasks": "queue, task_id, kind, schedule_us, create_us, expire_us, tag, "
+                "dispatch_count, response_count, payload, attempts, options, attempt_us"
+            }
             return [
-                db.raw(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+                db.raw(f"SELECT {columns.get(table, '*')} FROM {table} ORDER BY 1, 2").fetchall()
                 for table in ("tasks", "task_tombstones", "attempt_seconds")
             ]
 
@@ -213,5 +239,18 @@ def test_statements_for_many_rows_do_what_one_a_row_does(postgres_server: Postgr
                 after.append(tables())
                 db.raw("ROLLBACK")
             assert after[0] == after[1], name
+        for name, rows in affected_rows.items():
+            after, answers = [], []
+            for together in (True, False):
+                db.raw("BEGIN")
+                if together:
+                    answers.append(db.affected(name, rows))
+                else:
+                    answers.append([db.run(name, row).rowcount > 0 for row in rows])
+                after.append(tables())
+                db.raw("ROLLBACK")
+            assert after[0] == after[1], name
+            assert answers[0] == answers[1], (name, answers)
+            assert any(answers[0]) and not all(answers[0]), name
     finally:
         db.close()

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tasksd.clock import FakeClock
 from tasksd.engine.dispatcher import Dispatcher
@@ -18,6 +18,7 @@ from tasksd.model.names import LocationName, QueueName
 from tasksd.model.queue import HttpTarget, Queue, QueueKind, RateLimits, RetryConfig
 from tasksd.model.task import DEFAULT_DISPATCH_DEADLINE, HttpRequest, Task
 from tasksd.service import ServiceSettings, TasksService
+from tasksd.store.base import Claim
 from tasksd.store.memory import MemoryStore
 from tasksd.targets.appengine import AppEngineUrls
 from tasksd.targets.outbound import Outbound
@@ -250,5 +251,56 @@ def test_503_halves_the_rate_and_retry_after_pauses_the_queue(run: Callable[[Awa
             await rig.sent(2)  # tokens enough, but paused
             await rig.tick(0.2, queue)
             await rig.sent(3)
+
+    run(scenario())
+
+
+class SlowClaims(MemoryStore):
+    """A store whose claims take ``round_trip`` of the fake clock's time, as PostgreSQL's do."""
+
+    def __init__(self, clock: FakeClock, round_trip: timedelta) -> None:
+        super().__init__()
+        self.clock, self.round_trip = clock, round_trip
+
+    async def claim_tasks(self, queue: QueueName, limit: int, now: datetime) -> Claim:
+        await self.clock.sleep(self.round_trip.total_seconds())
+        return await super().claim_tasks(queue, limit, now)
+
+
+def test_the_rate_holds_when_claims_take_longer_than_a_token(run: Callable[[Awaitable[None]], None]) -> None:
+    """500/s with a burst of 1, claims taking 6 ms (three tokens' worth): the tokens that come
+    during a claim are claimed ahead, and each task is sent when its token arrives."""
+
+    async def scenario() -> None:
+        clock, sender = FakeClock(), HoldingSender()
+        store = SlowClaims(clock, timedelta(milliseconds=6))
+        await store.open()
+        dispatcher = Dispatcher(
+            store,
+            clock,
+            sender,  # type: ignore[arg-type]
+            TokenIssuer(new_signing_key(), "http://tasksd.test"),
+            AppEngineUrls("http://127.0.0.1:9", {}),
+            poll_interval_s=0.05,
+        )
+        service = TasksService(store, clock, ServiceSettings(), dispatcher)
+        rig = Rig(clock, sender, service, dispatcher)
+        await dispatcher.start()
+        try:
+            queue = await rig.queue("fast", RateLimits(500, 1, 1000))
+            await rig.add(queue, 1200)
+            dispatcher.notify(queue)
+            await settle()
+            started, sent_before = clock.now(), sender.sent
+            while clock.now() - started < timedelta(seconds=1):
+                clock.advance(timedelta(milliseconds=0.5))
+                await settle()
+                sender.answer(OK, len(sender.held))
+            elapsed = (clock.now() - started).total_seconds()
+            rate = (sender.sent - sent_before) / elapsed
+            assert 485 <= rate <= 515, rate
+        finally:
+            await dispatcher.stop()
+            await store.close()
 
     run(scenario())

@@ -51,9 +51,12 @@ MAX_CLAIM = 500
 CLAIM_INTERVAL_S = 0.01
 """At high rates, tokens are gathered this long and claimed together: one store transaction
 per claim, not per token."""
+MAX_LOOKAHEAD_S = 0.25
+"""Tokens are claimed ahead of their arrival by at most this long (see _QueueWorker)."""
 MIN_THROTTLE = 1 / 64
 _UNRECORDED = "attempt of %s failed unexpectedly; it is retried after a restart"
 RECOVERY_PER_SUCCESS = 1.05
+RUNNING = QueueState.RUNNING
 
 _HTTP_TO_CODE = {
     400: Code.INVALID_ARGUMENT,
@@ -320,6 +323,10 @@ class _QueueWorker:
         self.bucket: Bucket | None = None
         self.throttle = 1.0
         self.paused_until: datetime | None = None
+        self.delay = 0.0
+        """Seconds a claim takes, from the wake it was meant to start at to its answer (the
+        store's round trip plus the timer's lateness): rises at once, decays slowly."""
+        self._pacing: set[asyncio.Task[None]] = set()
         self.task = asyncio.create_task(self._run())
 
     def attempt_done(self) -> None:
@@ -338,30 +345,76 @@ class _QueueWorker:
         elif reply.status != 0 and reply.status < 500:
             self.throttle = min(1.0, self.throttle * RECOVERY_PER_SUCCESS)
 
+    @property
+    def lookahead(self) -> float:
+        """How long ahead of their arrival tokens are claimed. Tokens are capped at the burst
+        size, so those that come while a claim is on its way are lost unless claimed before
+        they come: a queue of 500/s with a burst of 1 would lose most of them to a round trip
+        of a few milliseconds. Claimed ahead, a task is sent when its token arrives."""
+        return min(MAX_LOOKAHEAD_S, 2 * self.delay)
+
     async def _run(self) -> None:
         store, clock = self.dispatcher.store, self.dispatcher.clock
         queue: Queue | None = None
         next_due: datetime | None = None
-        while True:
-            self.wake.clear()
-            now = clock.now()
-            wanted = self._wanted(queue, now) if queue is not None else 0
-            if queue is None or wanted > 0:
-                # One store call answers the queue's configuration, due tasks and next due time.
-                claim = await store.claim_tasks(self.name, wanted, now)
-                queue, next_due = claim.queue, claim.next_due
-                if queue is None or queue.kind is not QueueKind.PUSH or queue.state is not QueueState.RUNNING:
-                    return  # the supervisor or a notify starts a new worker when it runs again
-                for task in claim.tasks:
-                    self.in_flight += 1
-                    self.dispatcher._spawn(queue, task, self)
-                if self.bucket is not None:
-                    self.bucket = replace(self.bucket, tokens=self.bucket.tokens - len(claim.tasks))
-                if claim.tasks:
-                    continue
-                if wanted == 0:
-                    continue  # the configuration is known now: work out what may be claimed
-            await self._sleep(queue, now, next_due)
+        woke_late = 0.0
+        try:
+            while True:
+                self.wake.clear()
+                now = clock.now()
+                wanted = self._wanted(queue, now) if queue is not None else 0
+                if queue is None or wanted > 0:
+                    # One store call answers the queue's configuration, due tasks and next due time.
+                    claim = await store.claim_tasks(self.name, wanted, now)
+                    queue, next_due = claim.queue, claim.next_due
+                    if queue is None or queue.kind is not QueueKind.PUSH or queue.state is not RUNNING:
+                        return  # the supervisor or a notify starts a new worker when it runs again
+                    took = (clock.now() - now).total_seconds() + woke_late
+                    self.delay = max(took, self.delay * 0.95)
+                    self._send(queue, claim.tasks, now)
+                    if claim.tasks:
+                        woke_late = 0.0
+                        continue
+                    if wanted == 0:
+                        continue  # the configuration is known now: work out what may be claimed
+                woke_late = await self._sleep(queue, now, next_due)
+        except asyncio.CancelledError:
+            for pacing in self._pacing:
+                pacing.cancel()
+            raise
+
+    def _send(self, queue: Queue, tasks: list[Task], claimed_at: datetime) -> None:
+        """Send the claimed tasks, each once its token has arrived: at once for the tokens
+        the bucket held at ``claimed_at``, then one per 1/rate seconds."""
+        if not tasks:
+            return
+        self.in_flight += len(tasks)
+        if self.bucket is None:
+            for task in tasks:
+                self.dispatcher._spawn(queue, task, self)
+            return
+        held = self.bucket.tokens
+        self.bucket = replace(self.bucket, tokens=held - len(tasks))
+        rate = self._limits(queue)[0]
+        ready = len(tasks) if rate <= 0 else max(0, min(len(tasks), int(held)))
+        for task in tasks[:ready]:
+            self.dispatcher._spawn(queue, task, self)
+        if ready < len(tasks):
+            later = [
+                (claimed_at + timedelta(seconds=(i + 1 - held) / rate), task)
+                for i, task in enumerate(tasks[ready:], start=ready)
+            ]
+            pacing = asyncio.create_task(self._pace(queue, later))
+            self._pacing.add(pacing)
+            pacing.add_done_callback(self._pacing.discard)
+
+    async def _pace(self, queue: Queue, later: list[tuple[datetime, Task]]) -> None:
+        clock = self.dispatcher.clock
+        for at, task in later:
+            wait = (at - clock.now()).total_seconds()
+            if wait > 0:
+                await clock.sleep(wait)
+            self.dispatcher._spawn(queue, task, self)
 
     def _limits(self, queue: Queue) -> tuple[float, float, int]:
         """(effective rate, burst, free concurrency slots) of the queue for this worker now."""
@@ -381,22 +434,30 @@ class _QueueWorker:
         self.bucket = (
             refill(self.bucket, now, rate=rate, capacity=burst) if self.bucket else Bucket(burst, now)
         )
-        if self.bucket.tokens < _claim_size(rate, burst):
+        tokens = self.bucket.tokens + rate * self.lookahead
+        if tokens < _claim_size(rate, burst):
             return 0
-        return max(0, min(int(self.bucket.tokens), free, MAX_CLAIM))
+        return max(0, min(int(tokens), free, MAX_CLAIM))
 
-    async def _sleep(self, queue: Queue, now: datetime, next_due: datetime | None) -> None:
+    async def _sleep(self, queue: Queue, now: datetime, next_due: datetime | None) -> float:
+        """Wait for a wake, the next due task or token, or the poll interval.
+
+        Returns: how late the wait ended after its time (0 when woken)."""
         waits = [self.dispatcher.poll_interval_s]
         rate, burst, free = self._limits(queue)
         if self.paused_until is not None and self._paused(now):
             waits.append((self.paused_until - now).total_seconds())
         elif next_due is not None and free > 0:
             due_in = (next_due - now).total_seconds()
-            tokens = self.bucket.tokens if self.bucket else 0.0
+            tokens = (self.bucket.tokens if self.bucket else 0.0) + rate * self.lookahead
             need = _claim_size(rate, burst)
             token_in = (need - tokens) / rate if tokens < need and rate > 0 else 0.0
             waits.append(max(due_in, token_in))
-        await self.dispatcher.clock.wait_for(self.wake, max(0.0005, min(waits)))
+        wait = max(0.0005, min(waits))
+        clock = self.dispatcher.clock
+        if await clock.wait_for(self.wake, wait):
+            return 0.0
+        return max(0.0, (clock.now() - now).total_seconds() - wait)
 
 
 def _claim_size(rate: float, burst: float) -> float:

@@ -58,36 +58,51 @@ def _queue_row(conn: Db, name: QueueName) -> tuple[int, bytes, bytes | None]:
     return row
 
 
-def _insert(conn: Db, queue_id: int, stored: Queue, new: NewTask, now_us: int) -> Task:
-    """Store the task ``stored`` admits for ``new``; raises before writing anything
-    (InvalidArgument from ``admit``, AlreadyExists)."""
-    task = admit(stored, new)
-    assert task.name is not None and task.schedule_time and task.create_time
-    held = conn.run("get_tombstone", (queue_id, task.name.task)).fetchone()
-    if held is not None and held[0] > now_us:
-        raise AlreadyExists()
-    kind, payload, attempts, options = codec.encode_task_columns(task)
-    create_us = codec.to_us(task.create_time)
-    inserted = conn.run(
-        "insert_task",
-        (
-            queue_id,
-            task.name.task,
-            kind,
-            codec.to_us(task.schedule_time),
-            create_us,
-            create_us + codec.ttls_us(stored)[0],
-            task.payload.tag if isinstance(task.payload, PullMessage) else None,
-            task.status.dispatch_count,
-            task.status.response_count,
-            payload,
-            attempts,
-            options,
-        ),
-    )
-    if inserted.rowcount == 0:
-        raise AlreadyExists()
-    return task
+def _insert(
+    conn: Db, queue_id: int, stored: Queue, news: list[tuple[NewTask, int]]
+) -> list[Task | TasksError]:
+    """Store the tasks ``stored`` admits for ``news`` (each with the time of its call), in
+    order, with one statement: each answered as its task, or the error it alone failed with
+    (InvalidArgument from ``admit``; AlreadyExists for an id the queue has or still holds)."""
+    answers: list[Task | TasksError] = []
+    rows: list[tuple[Any, ...]] = []
+    admitted: list[int] = []
+    task_ttl_us = codec.ttls_us(stored)[0]
+    for new, now_us in news:
+        try:
+            task = admit(stored, new)
+        except TasksError as error:
+            answers.append(error)
+            continue
+        assert task.name is not None and task.schedule_time and task.create_time
+        kind, payload, attempts, options = codec.encode_task_columns(task)
+        create_us = codec.to_us(task.create_time)
+        tag = task.payload.tag if isinstance(task.payload, PullMessage) else None
+        schedule_us = codec.to_us(task.schedule_time)
+        status = task.status
+        rows.append(
+            (
+                queue_id,
+                task.name.task,
+                kind,
+                schedule_us,
+                create_us,
+                create_us + task_ttl_us,
+                tag,
+                status.dispatch_count,
+                status.response_count,
+                payload,
+                attempts,
+                options,
+                now_us,
+            )
+        )
+        admitted.append(len(answers))
+        answers.append(task)
+    for index, inserted in zip(admitted, conn.affected("insert_new_task", rows), strict=True):
+        if not inserted:
+            answers[index] = AlreadyExists()
+    return answers
 
 
 class SqlStore(GroupCommitDb):
@@ -230,11 +245,13 @@ class SqlStore(GroupCommitDb):
     async def insert_task(self, queue: QueueName, new: NewTask, now: datetime) -> Task:
         now_us = codec.to_us(now)
 
-        def job(conn: Db) -> Task:
+        def many(conn: Db, news: list[tuple[NewTask, int]]) -> list[Task | TasksError]:
+            # The CreateTask calls for the queue that wait together, stored with one statement.
             queue_id, config, _ = _queue_row(conn, queue)
-            return _insert(conn, queue_id, codec.decode_queue(config), new, now_us)
+            return _insert(conn, queue_id, codec.decode_queue(config), news)
 
-        return await self._write(job, checks_first=True)
+        created: Task = await self._write_grouped(("insert_task", queue), (new, now_us), many)
+        return created
 
     async def insert_tasks(
         self, queue: QueueName, news: list[NewTask], now: datetime
@@ -243,14 +260,7 @@ class SqlStore(GroupCommitDb):
 
         def job(conn: Db) -> list[Task | TasksError]:
             queue_id, config, _ = _queue_row(conn, queue)
-            stored = codec.decode_queue(config)
-            answers: list[Task | TasksError] = []
-            for new in news:
-                try:
-                    answers.append(_insert(conn, queue_id, stored, new, now_us))
-                except TasksError as error:  # raised before this task wrote anything
-                    answers.append(error)
-            return answers
+            return _insert(conn, queue_id, codec.decode_queue(config), [(new, now_us) for new in news])
 
         return await self._write(job, checks_first=True)
 
@@ -344,26 +354,32 @@ class SqlStore(GroupCommitDb):
         now_us = codec.to_us(now)
 
         def job(conn: Db) -> list[TasksError | None]:
-            outcomes: list[TasksError | None] = []
-            tombstones: list[tuple[int, str, int]] = []
+            outcomes: list[TasksError | None] = [None] * len(held)
+            acks: list[tuple[Any, ...]] = []
+            found: list[int] = []  # the index in ``held`` of each of ``acks``
             until: dict[int, int] = {}  # queue id → when its new tombstones end
-            for name, schedule_time in held:
+            for index, (name, schedule_time) in enumerate(held):
                 try:
                     queue_id, config, _ = _queue_row(conn, name.queue_name)
-                    params = (queue_id, name.task, now_us, codec.KIND_PULL, codec.to_us(schedule_time))
-                    if conn.run("acknowledge_task", params).rowcount == 0:
-                        conn.run_many("put_tombstone", tombstones)  # a repeated ack finds its tombstone
-                        tombstones.clear()
-                        _held_task(conn, queue_id, name, schedule_time, now)  # raises why not
-                        raise Internal(f"{name.path} could not be acknowledged.")
-                except TasksError as error:  # raised before this task's first write
-                    outcomes.append(error)
+                except TasksError as error:
+                    outcomes[index] = error
                     continue
                 if queue_id not in until:
                     until[queue_id] = codec.tombstone_until_us(codec.decode_queue(config), now)
-                tombstones.append((queue_id, name.task, until[queue_id]))
-                outcomes.append(None)
-            conn.run_many("put_tombstone", tombstones)
+                acks.append((queue_id, name.task, now_us, codec.KIND_PULL, codec.to_us(schedule_time)))
+                found.append(index)
+            done = conn.affected("acknowledge_task", acks)
+            # Tombstones first: an acknowledgement repeated in the call finds its task's.
+            acked = [(a[0], a[1], until[a[0]]) for a, ok in zip(acks, done, strict=True) if ok]
+            conn.run_many("put_tombstone", acked)
+            for index, ack, ok in zip(found, acks, done, strict=True):
+                if not ok:
+                    name, schedule_time = held[index]
+                    try:
+                        _held_task(conn, ack[0], name, schedule_time, now)  # raises why not
+                        raise Internal(f"{name.path} could not be acknowledged.")
+                    except TasksError as error:
+                        outcomes[index] = error
             return outcomes
 
         return await self._write(job, checks_first=True)

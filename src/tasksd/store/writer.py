@@ -121,6 +121,23 @@ class Db:
         else:
             self.conn.cursor().executemany(self.queries[name], rows)
 
+    def affected(self, name: str, rows: list[tuple[Any, ...]]) -> list[bool]:
+        """Run ``name`` for each row in turn: whether it changed a row. Where the dialect has a
+        ``<name>_many`` form (one array per parameter), that one statement answers the
+        positions, from 1, of the rows that changed one; of equal rows the first counts."""
+        many = self.queries.get(f"{name}_many")
+        if many is None:
+            statement = self.queries[name]
+            return [self.conn.execute(statement, row).rowcount > 0 for row in rows]
+        if not rows:
+            return []
+        positions = self.conn.execute(many, [list(column) for column in zip(*rows, strict=True)])
+        first: dict[tuple[Any, ...], int] = {}
+        for index, row in enumerate(rows):
+            first.setdefault(row, index)
+        changed = {first[rows[position - 1]] for (position,) in positions}
+        return [index in changed for index in range(len(rows))]
+
     def raw(self, statement: str) -> Any:
         return self.conn.execute(statement)
 

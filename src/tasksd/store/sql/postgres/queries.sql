@@ -53,12 +53,47 @@ UPDATE queues SET policy = %s WHERE id = %s
 -- Locations with at least one queue of a project.
 SELECT DISTINCT location FROM queues WHERE project = %s ORDER BY location
 
--- insert_task --
--- A new task; no row is inserted when the queue has a task of that id.
+-- insert_new_task --
+-- A new task, unless the queue has a task of that id or still holds the id (a tombstone that
+-- ends after the last parameter, the time now).
+WITH v AS (
+    SELECT %s::bigint AS queue, %s::text AS task_id, %s::smallint AS kind, %s::bigint AS schedule_us,
+           %s::bigint AS create_us, %s::bigint AS expire_us, %s::text AS tag,
+           %s::integer AS dispatch_count, %s::integer AS response_count, %s::bytea AS payload,
+           %s::bytea AS attempts, %s::bytea AS options, %s::bigint AS now_us
+)
 INSERT INTO tasks (queue, task_id, kind, schedule_us, create_us, expire_us, tag,
                    dispatch_count, response_count, payload, attempts, options)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+SELECT queue, task_id, kind, schedule_us, create_us, expire_us, tag,
+       dispatch_count, response_count, payload, attempts, options
+FROM v
+WHERE NOT EXISTS (SELECT 1 FROM task_tombstones t
+                  WHERE t.queue = v.queue AND t.task_id = v.task_id AND t.expire_us > v.now_us)
 ON CONFLICT (queue, task_id) DO NOTHING
+
+-- insert_new_task_many --
+-- insert_new_task for many rows: the positions (from 1) of those inserted; of rows with the
+-- same id the first one is.
+WITH u AS (
+    SELECT * FROM unnest(%b::bigint[], %b::text[], %b::smallint[], %b::bigint[], %b::bigint[],
+                         %b::bigint[], %b::text[], %b::integer[], %b::integer[], %b::bytea[],
+                         %b::bytea[], %b::bytea[], %b::bigint[])
+        WITH ORDINALITY AS u(queue, task_id, kind, schedule_us, create_us, expire_us, tag,
+                             dispatch_count, response_count, payload, attempts, options, now_us,
+                             position)
+), inserted AS (
+    INSERT INTO tasks (queue, task_id, kind, schedule_us, create_us, expire_us, tag,
+                       dispatch_count, response_count, payload, attempts, options)
+    SELECT queue, task_id, kind, schedule_us, create_us, expire_us, tag,
+           dispatch_count, response_count, payload, attempts, options
+    FROM u
+    WHERE NOT EXISTS (SELECT 1 FROM task_tombstones t
+                      WHERE t.queue = u.queue AND t.task_id = u.task_id AND t.expire_us > u.now_us)
+    ORDER BY position
+    ON CONFLICT (queue, task_id) DO NOTHING
+    RETURNING queue, task_id
+)
+SELECT min(u.position) FROM inserted JOIN u USING (queue, task_id) GROUP BY queue, task_id
 
 -- get_task --
 -- One live task.
@@ -202,6 +237,15 @@ UPDATE tasks SET schedule_us = %s WHERE id = %s
 -- acknowledge_task --
 -- Remove a live pull task whose lease the caller holds (its schedule time is the one given).
 DELETE FROM tasks WHERE queue = %s AND task_id = %s AND expire_us > %s AND kind = %s AND schedule_us = %s
+
+-- acknowledge_task_many --
+-- acknowledge_task for many rows: the positions (from 1) of those that removed their task.
+DELETE FROM tasks t
+USING unnest(%b::bigint[], %b::text[], %b::bigint[], %b::smallint[], %b::bigint[])
+      WITH ORDINALITY AS u(queue, task_id, now_us, kind, schedule_us, position)
+WHERE t.queue = u.queue AND t.task_id = u.task_id AND t.expire_us > u.now_us AND t.kind = u.kind
+  AND t.schedule_us = u.schedule_us
+RETURNING u.position
 
 -- delete_task_by_id --
 -- Remove one task.

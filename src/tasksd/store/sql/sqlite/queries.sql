@@ -42,11 +42,13 @@ UPDATE queues SET policy = ? WHERE id = ?
 -- Locations with at least one queue of a project.
 SELECT DISTINCT location FROM queues WHERE project = ? ORDER BY location
 
--- insert_task --
--- A new task; no row is inserted when the queue has a task of that id.
+-- insert_new_task --
+-- A new task, unless the queue has a task of that id or still holds the id (a tombstone that
+-- ends after the last parameter, the time now).
 INSERT INTO tasks (queue, task_id, kind, schedule_us, create_us, expire_us, tag,
                    dispatch_count, response_count, payload, attempts, options)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+WHERE NOT EXISTS (SELECT 1 FROM task_tombstones WHERE queue = ?1 AND task_id = ?2 AND expire_us > ?13)
 ON CONFLICT (queue, task_id) DO NOTHING
 
 -- get_task --
