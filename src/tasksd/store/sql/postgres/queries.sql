@@ -240,11 +240,13 @@ DELETE FROM tasks WHERE queue = %s AND task_id = %s AND expire_us > %s AND kind 
 
 -- acknowledge_task_many --
 -- acknowledge_task for many rows: the positions (from 1) of those that removed their task.
+-- Each row is found by its id (the unique index): the tasks of one lease share their schedule
+-- time, so looking them up by it (tasks_due) would read every task of the lease for each.
 DELETE FROM tasks t
 USING unnest(%b::bigint[], %b::text[], %b::bigint[], %b::smallint[], %b::bigint[])
       WITH ORDINALITY AS u(queue, task_id, now_us, kind, schedule_us, position)
 WHERE t.queue = u.queue AND t.task_id = u.task_id AND t.expire_us > u.now_us AND t.kind = u.kind
-  AND t.schedule_us = u.schedule_us
+  AND t.schedule_us - u.schedule_us = 0
 RETURNING u.position
 
 -- delete_task_by_id --
@@ -303,12 +305,13 @@ SELECT queue, task_id, %s FROM tasks WHERE queue = %s AND task_id = %s AND attem
 ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
 
 -- tombstone_attempted_many --
--- tombstone_attempted for many rows; of rows for the same task the last one counts.
+-- tombstone_attempted for many rows; of rows for the same task the last one counts (found by
+-- id, as in delete_attempted_many).
 INSERT INTO task_tombstones (queue, task_id, expire_us)
 SELECT DISTINCT ON (t.queue, t.task_id) t.queue, t.task_id, u.expire_us
 FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::bigint[])
      WITH ORDINALITY AS u(expire_us, queue, task_id, attempt_us, position)
-JOIN tasks t ON t.queue = u.queue AND t.task_id = u.task_id AND t.attempt_us = u.attempt_us
+JOIN tasks t ON t.queue = u.queue AND t.task_id = u.task_id AND t.attempt_us - u.attempt_us = 0
 ORDER BY t.queue, t.task_id, u.position DESC
 ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
 
@@ -317,10 +320,11 @@ ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
 DELETE FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s
 
 -- delete_attempted_many --
--- delete_attempted for many rows.
+-- delete_attempted for many rows. Rows are found by id, as in acknowledge_task_many (the tasks
+-- of one claim share their attempt time).
 DELETE FROM tasks t
 USING unnest(%b::bigint[], %b::text[], %b::bigint[]) AS u(queue, task_id, attempt_us)
-WHERE t.queue = u.queue AND t.task_id = u.task_id AND t.attempt_us = u.attempt_us
+WHERE t.queue = u.queue AND t.task_id = u.task_id AND t.attempt_us - u.attempt_us = 0
 
 -- get_owner --
 -- Who owns a queue's dispatch, and until when (locked while it is decided).
