@@ -106,10 +106,12 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rigged() -> AsyncIterator[Rig]:
-    store = MemoryStore()
-    await store.open()
+async def rigged(
+    store_of: Callable[[FakeClock], MemoryStore] = lambda _: MemoryStore(),
+) -> AsyncIterator[Rig]:
     clock, sender = FakeClock(), HoldingSender()
+    store = store_of(clock)
+    await store.open()
     dispatcher = Dispatcher(
         store,
         clock,
@@ -272,24 +274,11 @@ def test_the_rate_holds_when_claims_take_longer_than_a_token(run: Callable[[Awai
     during a claim are claimed ahead, and each task is sent when its token arrives."""
 
     async def scenario() -> None:
-        clock, sender = FakeClock(), HoldingSender()
-        store = SlowClaims(clock, timedelta(milliseconds=6))
-        await store.open()
-        dispatcher = Dispatcher(
-            store,
-            clock,
-            sender,  # type: ignore[arg-type]
-            TokenIssuer(new_signing_key(), "http://tasksd.test"),
-            AppEngineUrls("http://127.0.0.1:9", {}),
-            poll_interval_s=0.05,
-        )
-        service = TasksService(store, clock, ServiceSettings(), dispatcher)
-        rig = Rig(clock, sender, service, dispatcher)
-        await dispatcher.start()
-        try:
+        async with rigged(lambda clock: SlowClaims(clock, timedelta(milliseconds=6))) as rig:
+            clock, sender = rig.clock, rig.sender
             queue = await rig.queue("fast", RateLimits(500, 1, 1000))
             await rig.add(queue, 1200)
-            dispatcher.notify(queue)
+            rig.dispatcher.notify(queue)
             await settle()
             started, sent_before = clock.now(), sender.sent
             while clock.now() - started < timedelta(seconds=1):
@@ -299,8 +288,5 @@ def test_the_rate_holds_when_claims_take_longer_than_a_token(run: Callable[[Awai
             elapsed = (clock.now() - started).total_seconds()
             rate = (sender.sent - sent_before) / elapsed
             assert 485 <= rate <= 515, rate
-        finally:
-            await dispatcher.stop()
-            await store.close()
 
     run(scenario())
