@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import queue as queue_module
+import random
 import re
 import threading
 import time
@@ -232,6 +233,8 @@ class _Writer(threading.Thread):
                 if reruns > RERUNS:
                     return _failed(batch, dialect, exc)
                 log.info("%s transaction of %d jobs runs again after: %r", dialect.name, len(batch), exc)
+                # Apart by a random while, two transactions that deadlocked do not meet again.
+                time.sleep(random.uniform(0, 0.001 * reruns))
             except Exception as exc:  # the database failed
                 with contextlib.suppress(dialect.error):
                     conn.raw("ROLLBACK")
