@@ -3,10 +3,8 @@
 Claims and leases select with ``FOR UPDATE SKIP LOCKED``, so several tasksd processes on one
 database never take the same task; schema migrations run under an advisory lock, so several
 nodes may start at once. Each node writes through ``WRITERS`` connections, each with its own
-group commits (store/writer.py). One is the default: the jobs of one node's transactions touch
-the same rows (its queues' per-second attempt counts, in no fixed order), so two writers of one
-node deadlock each other under load, and with statements for many rows, which take one binary
-array per column (``unnest``), one writer is as fast as two.
+group commits (store/writer.py): one waits for its commit while another runs statements.
+Statements for many rows take one binary array per column (``unnest``), not a statement a row.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from tasksd.store.sqlstore import SqlStore
 from tasksd.store.writer import Db, Dialect
 
 QUERIES = load_queries("postgres")
-WRITERS = 1
+WRITERS = 2
 _MIGRATION_LOCK = 7_731_001  # pg_advisory_xact_lock key of tasksd's schema migrations
 
 

@@ -158,19 +158,14 @@ FROM tasks WHERE queue = %s AND expire_us > %s
 
 -- count_answered --
 -- Attempts of a queue that ended (answered, or failed without an answer) in one second, and
--- how many of them failed.
+-- how many of them failed: a row of their own (statistics add up the rows of a second), so
+-- that transactions counting the same seconds never wait for each other.
 INSERT INTO attempt_seconds (queue, second, answered, failed) VALUES (%s, %s, %s, %s)
-ON CONFLICT (queue, second) DO UPDATE SET answered = attempt_seconds.answered + excluded.answered,
-    failed = attempt_seconds.failed + excluded.failed
 
 -- count_answered_many --
--- count_answered for many rows; rows of the same queue and second add up.
+-- count_answered for many rows.
 INSERT INTO attempt_seconds (queue, second, answered, failed)
-SELECT queue, second, sum(answered), sum(failed)
-FROM unnest(%b::bigint[], %b::bigint[], %b::integer[], %b::integer[]) AS u(queue, second, answered, failed)
-GROUP BY queue, second
-ON CONFLICT (queue, second) DO UPDATE SET answered = attempt_seconds.answered + excluded.answered,
-    failed = attempt_seconds.failed + excluded.failed
+SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::integer[], %b::integer[])
 
 -- sweep_attempt_seconds --
 -- Forget per-second attempt counts too old for any statistic.
