@@ -290,3 +290,35 @@ def test_the_rate_holds_when_claims_take_longer_than_a_token(run: Callable[[Awai
             assert 485 <= rate <= 515, rate
 
     run(scenario())
+
+
+class CountedClaims(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims = 0
+
+    async def claim_tasks(self, queue: QueueName, limit: int, now: datetime) -> Claim:
+        self.claims += 1
+        return await super().claim_tasks(queue, limit, now)
+
+
+def test_tasks_due_after_the_next_one_do_not_wake_the_worker(run: Callable[[Awaitable[None]], None]) -> None:
+    """A worker asleep until its queue's next task is due is not woken by each new task due no
+    earlier (each wake would be a claim that finds nothing due); one due earlier is sent at once."""
+
+    async def scenario() -> None:
+        store = CountedClaims()
+        async with rigged(lambda _: store) as rig:
+            queue = await rig.queue("later", RateLimits(500, 100, 1000))
+            tomorrow = rig.clock.now() + timedelta(days=1)
+            await rig.add(queue, 1, schedule_time=tomorrow)
+            await settle()
+            before = store.claims
+            await rig.add(queue, 50, schedule_time=tomorrow + timedelta(seconds=1))
+            await settle()
+            assert store.claims == before
+            await rig.add(queue, 1, schedule_time=rig.clock.now())
+            await rig.sent(1)
+            assert store.claims > before
+
+    run(scenario())

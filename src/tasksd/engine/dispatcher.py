@@ -151,11 +151,15 @@ class Dispatcher:
                 await self.store.release_queue(worker.name, self.node)
         self._workers.clear()
 
-    def notify(self, queue: QueueName) -> None:
-        """A task of the queue may have fallen due, or the queue resumed: look now."""
+    def notify(self, queue: QueueName, due: datetime | None = None) -> None:
+        """A task of the queue may have fallen due (one due at ``due`` was added), or the
+        queue resumed: look now. A worker asleep until a task due no later than ``due`` is
+        left asleep: it claims in schedule order, and each claim looks again."""
         worker = self._workers.get(queue.path)
         if worker is not None and not worker.task.done():
-            worker.wake.set()
+            waiting_for = worker.waiting_for
+            if due is None or waiting_for is None or due < waiting_for:
+                worker.wake.set()
         elif queue.path not in self._acquiring:
             self._acquiring[queue.path] = asyncio.create_task(self._acquire(queue))
 
@@ -323,6 +327,9 @@ class _QueueWorker:
         self.bucket: Bucket | None = None
         self.throttle = 1.0
         self.paused_until: datetime | None = None
+        self.waiting_for: datetime | None = None
+        """While the worker sleeps: the earliest schedule time of its queue's tasks not yet
+        claimed, as its last claim saw it (None when it saw none, or is awake)."""
         self.delay = 0.0
         """Seconds a claim takes, from the wake it was meant to start at to its answer (the
         store's round trip plus the timer's lateness): rises at once, decays slowly."""
@@ -455,8 +462,12 @@ class _QueueWorker:
             waits.append(max(due_in, token_in))
         wait = max(0.0005, min(waits))
         clock = self.dispatcher.clock
-        if await clock.wait_for(self.wake, wait):
-            return 0.0
+        self.waiting_for = next_due
+        try:
+            if await clock.wait_for(self.wake, wait):
+                return 0.0
+        finally:
+            self.waiting_for = None
         return max(0.0, (clock.now() - now).total_seconds() - wait)
 
 

@@ -291,8 +291,10 @@ class TasksService:
 
     def _created(self, parent: QueueName, tasks: list[Task]) -> None:
         """Tell the dispatcher of new push tasks, and log each task."""
-        if self.dispatcher is not None and any(not isinstance(t.payload, PullMessage) for t in tasks):
-            self.dispatcher.notify(parent)
+        if self.dispatcher is not None:
+            due = [t.schedule_time for t in tasks if not isinstance(t.payload, PullMessage)]
+            if due:
+                self.dispatcher.notify(parent, min(filter(None, due), default=None))
         if log.isEnabledFor(logging.DEBUG):
             for task in tasks:
                 log.debug("task created", extra={"task": task.name.path if task.name else None})
