@@ -463,12 +463,13 @@ class _QueueWorker:
         wait = max(0.0005, min(waits))
         clock = self.dispatcher.clock
         self.waiting_for = next_due
+        started = clock.now()  # after the claim that ``now`` preceded, which ``delay`` counts
         try:
             if await clock.wait_for(self.wake, wait):
                 return 0.0
         finally:
             self.waiting_for = None
-        return max(0.0, (clock.now() - now).total_seconds() - wait)
+        return max(0.0, (clock.now() - started).total_seconds() - wait)
 
 
 def _claim_size(rate: float, burst: float) -> float:
