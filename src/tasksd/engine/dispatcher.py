@@ -56,7 +56,6 @@ MAX_LOOKAHEAD_S = 0.25
 MIN_THROTTLE = 1 / 64
 _UNRECORDED = "attempt of %s failed unexpectedly; it is retried after a restart"
 RECOVERY_PER_SUCCESS = 1.05
-RUNNING = QueueState.RUNNING
 
 _HTTP_TO_CODE = {
     400: Code.INVALID_ARGUMENT,
@@ -374,7 +373,11 @@ class _QueueWorker:
                     # One store call answers the queue's configuration, due tasks and next due time.
                     claim = await store.claim_tasks(self.name, wanted, now)
                     queue, next_due = claim.queue, claim.next_due
-                    if queue is None or queue.kind is not QueueKind.PUSH or queue.state is not RUNNING:
+                    if (
+                        queue is None
+                        or queue.kind is not QueueKind.PUSH
+                        or queue.state is not QueueState.RUNNING
+                    ):
                         return  # the supervisor or a notify starts a new worker when it runs again
                     took = (clock.now() - now).total_seconds() + woke_late
                     self.delay = max(took, self.delay * 0.95)

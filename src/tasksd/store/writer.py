@@ -118,7 +118,7 @@ class Db:
             return
         many = self.queries.get(f"{name}_many")
         if many is not None and len(rows) > 1:
-            self.conn.execute(many, [list(column) for column in zip(*rows, strict=True)])
+            self.conn.execute(many, _columns(rows))
         else:
             self.conn.cursor().executemany(self.queries[name], rows)
 
@@ -132,7 +132,7 @@ class Db:
             return [self.conn.execute(statement, row).rowcount > 0 for row in rows]
         if not rows:
             return []
-        positions = self.conn.execute(many, [list(column) for column in zip(*rows, strict=True)])
+        positions = self.conn.execute(many, _columns(rows))
         first: dict[tuple[Any, ...], int] = {}
         for index, row in enumerate(rows):
             first.setdefault(row, index)
@@ -144,6 +144,11 @@ class Db:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """The parameters of a ``<name>_many`` statement: one array per parameter of ``name``."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 Job = Callable[[Db], T]
