@@ -30,6 +30,17 @@ def _migrate(conn: Db) -> None:
             conn.conn.execute("INSERT INTO tasksd_schema (version) VALUES (%s)", (number,))
 
 
+def _control(conn: psycopg.Connection, text: str) -> None:
+    """Statements without parameters in one round trip of the simple query protocol, through
+    libpq itself (psycopg's cursor costs as much CPU as the round trip takes)."""
+    result = conn.pgconn.exec_(text.encode())
+    if result.status not in _DONE:
+        raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+
+
+_DONE = (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK)
+
+
 def postgres_dialect(url: str, writers: int = WRITERS) -> Dialect:
     return Dialect(
         name="postgres",
@@ -42,6 +53,7 @@ def postgres_dialect(url: str, writers: int = WRITERS) -> Dialect:
         writers=writers,
         concurrent=True,
         retryable=(psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure),
+        control=_control,
     )
 
 

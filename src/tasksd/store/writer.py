@@ -66,6 +66,11 @@ class Dialect:
     (the ``lock_queue`` query); if not, the transaction runs again."""
     retryable: tuple[type[Exception], ...] = ()
     """Errors after which a transaction is run again from its start (deadlocks between writers)."""
+    control: Callable[[Any, str], None] | None = None
+    """Sends statements without parameters or rows, separated by ``;``, in one round trip
+    (raising the dialect's error for the first that fails). Where there is one, the writer's
+    BEGIN, SAVEPOINT, RELEASE and COMMIT wait and go with the next statement that does; else
+    each runs at once."""
 
 
 _WRITES_QUEUES = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+queues\b", re.IGNORECASE | re.MULTILINE)
@@ -92,8 +97,35 @@ class Db:
         """Statements that write one queue row by its id (its last parameter), checked first."""
         self.memo: dict[QueueName, Any] | None = None
         """Queue rows read in the writer's current transaction (None on readers)."""
+        self._control = dialect.control
+        self._waiting: list[str] = []
+
+    def later(self, statement: str) -> None:
+        """Run a statement without parameters or result (BEGIN, SAVEPOINT, COMMIT...) before the
+        next one: in the same round trip as the others waiting, where the dialect can."""
+        if self._control is None:
+            self.conn.execute(statement)
+        else:
+            self._waiting.append(statement)
+
+    def now(self, statement: str) -> None:
+        """Run the statements waiting and then ``statement`` (without parameters or result)."""
+        self.later(statement)
+        self._send()
+
+    def discard(self) -> None:
+        """Forget the statements waiting (the transaction is being rolled back)."""
+        self._waiting.clear()
+
+    def _send(self) -> None:
+        if self._waiting:
+            assert self._control is not None
+            text = "; ".join(self._waiting)
+            self._waiting.clear()
+            self._control(self.conn, text)
 
     def run(self, name: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
+        self._send()
         if name in self.queue_writes and self.memo:
             if name in self.checked_writes:
                 self._check_unchanged(params[-1])
@@ -116,6 +148,7 @@ class Db:
         else ``name`` for every row (PostgreSQL pipelines them: one round trip)."""
         if not rows:
             return
+        self._send()
         many = self.queries.get(f"{name}_many")
         if many is not None and len(rows) > 1:
             self.conn.execute(many, _columns(rows))
@@ -128,10 +161,12 @@ class Db:
         positions, from 1, of the rows that changed one; of equal rows the first counts."""
         many = self.queries.get(f"{name}_many")
         if many is None:
+            self._send()
             statement = self.queries[name]
             return [self.conn.execute(statement, row).rowcount > 0 for row in rows]
         if not rows:
             return []
+        self._send()
         positions = self.conn.execute(many, _columns(rows))
         first: dict[tuple[Any, ...], int] = {}
         for index, row in enumerate(rows):
@@ -140,6 +175,7 @@ class Db:
         return [index in changed for index in range(len(rows))]
 
     def raw(self, statement: str) -> Any:
+        self._send()
         return self.conn.execute(statement)
 
     def close(self) -> None:
@@ -227,8 +263,9 @@ class _Writer(threading.Thread):
             try:
                 return _Writer._transaction(conn, batch, dialect)
             except again as exc:  # nothing was committed
+                conn.discard()
                 with contextlib.suppress(dialect.error):
-                    conn.raw("ROLLBACK")
+                    conn.now("ROLLBACK")
                 if isinstance(exc, _JobFailed):
                     # A job that should fail only with the database did (a row another writer
                     # or node added meanwhile): run it again, on its own savepoint this time.
@@ -241,8 +278,9 @@ class _Writer(threading.Thread):
                 # Apart by a random while, two transactions that deadlocked do not meet again.
                 time.sleep(random.uniform(0, 0.001 * reruns))
             except Exception as exc:  # the database failed
+                conn.discard()
                 with contextlib.suppress(dialect.error):
-                    conn.raw("ROLLBACK")
+                    conn.now("ROLLBACK")
                 return _failed(batch, dialect, exc)
 
     @staticmethod
@@ -261,21 +299,21 @@ class _Writer(threading.Thread):
             else:
                 runs[index] = [index]
         conn.memo = {}
-        conn.raw(dialect.begin)
+        conn.later(dialect.begin)
         for index, pending in enumerate(batch):
             if results[index] is not None:
                 continue  # answered with its group
             members = runs.get(index, [index])
             if pending.savepoint:
-                conn.raw("SAVEPOINT job")
+                conn.later("SAVEPOINT job")
             try:
                 outcomes = _run_job(conn, batch, members)
                 if pending.savepoint:
-                    conn.raw("RELEASE SAVEPOINT job")
+                    conn.later("RELEASE SAVEPOINT job")
             except TasksError as exc:
                 if pending.savepoint:
-                    conn.raw("ROLLBACK TO SAVEPOINT job")
-                    conn.raw("RELEASE SAVEPOINT job")
+                    conn.later("ROLLBACK TO SAVEPOINT job")
+                    conn.later("RELEASE SAVEPOINT job")
                     conn.memo.clear()
                 outcomes = [(False, exc)] * len(members)  # raised before writing, or undone
             except again:
@@ -285,13 +323,13 @@ class _Writer(threading.Thread):
                     if isinstance(exc, dialect.error):
                         raise _JobFailed(index, exc) from exc
                     raise
-                conn.raw("ROLLBACK TO SAVEPOINT job")
-                conn.raw("RELEASE SAVEPOINT job")
+                conn.later("ROLLBACK TO SAVEPOINT job")
+                conn.later("RELEASE SAVEPOINT job")
                 conn.memo.clear()
                 outcomes = [(False, exc)] * len(members)
             for member, outcome in zip(members, outcomes, strict=True):
                 results[member] = outcome
-        conn.raw("COMMIT")
+        conn.now("COMMIT")
         return [result for result in results if result is not None]
 
 
