@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -20,7 +21,7 @@ from tasksd.model.queue import QueueState
 from tasksd.store import codec
 from tasksd.store.base import Store
 from tasksd.store.postgres import PostgresStore, postgres_dialect
-from tasksd.store.writer import Db
+from tasksd.store.writer import Db, GroupCommitDb
 from tests.postgres import PostgresServer
 from tests.stores import loop, new_store, run
 from tests.unit import test_store_contract as contract
@@ -167,6 +168,55 @@ def test_writers_of_one_node_share_the_work(
         assert len(names) == len(set(names)) == 400
     finally:
         run(store.close())
+
+
+def test_a_job_whose_statements_sent_without_waiting_fail_is_undone_alone(
+    postgres_server: PostgresServer, run: Callable[[Awaitable[Any]], Any]
+) -> None:
+    """Statements for many rows are sent without waiting (the job goes on meanwhile): one that
+    fails still fails its own job, after the job's function returned, and only that job of its
+    transaction is undone; the control statements that went with them in one round trip
+    (BEGIN, SAVEPOINT, RELEASE, COMMIT) did their part."""
+    dialect = postgres_dialect(postgres_server.new_database(), writers=1)
+    strict = "INSERT INTO meta (key, value) VALUES (%s, %s)"  # fails on a key already there
+    db = GroupCommitDb(replace(dialect, queries={**dialect.queries, "strict_meta": strict}))
+    run(db.open())
+    blocking, go = threading.Event(), threading.Event()
+
+    def first(conn: Db) -> str:  # holds the writer while the others queue: one transaction
+        blocking.set()
+        go.wait(10)
+        conn.run("put_meta", ("first", b"1"))
+        return "first"
+
+    def failing(conn: Db) -> str:
+        conn.run_many("strict_meta", [("twice", b"1"), ("twice", b"2")])
+        conn.run_many("strict_meta", [("after-the-failure", b"3")])
+        return "returned"
+
+    def fine(conn: Db) -> bytes:
+        conn.run_many("strict_meta", [("fine", b"4"), ("also", b"5")])
+        conn.run_many("strict_meta", [("third", b"6")])
+        return bytes(conn.run("get_meta", ("also",)).fetchone()[0])
+
+    async def jobs() -> list[Any]:
+        held = asyncio.ensure_future(db._write(first))
+        await asyncio.to_thread(blocking.wait, 10)
+        rest = [asyncio.ensure_future(db._write(job)) for job in (failing, fine)]
+        await asyncio.sleep(0.05)
+        go.set()
+        return await asyncio.gather(held, *rest, return_exceptions=True)
+
+    try:
+        outcomes = run(jobs())
+        assert outcomes[0] == "first"
+        assert isinstance(outcomes[1], psycopg.errors.UniqueViolation)
+        assert outcomes[2] == b"5"
+        stored = run(db._read(lambda conn: sorted(r[0] for r in conn.raw("SELECT key FROM meta"))))
+        assert set(stored) >= {"first", "fine", "also", "third"}
+        assert not {"twice", "after-the-failure"} & set(stored)
+    finally:
+        run(db.close())
 
 
 def test_statements_for_many_rows_do_what_one_a_row_does(postgres_server: PostgresServer) -> None:

@@ -53,6 +53,7 @@ def postgres_dialect(url: str, writers: int = WRITERS) -> Dialect:
         writers=writers,
         concurrent=True,
         retryable=(psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure),
+        pipelined=True,
         control=_control,
     )
 

@@ -324,7 +324,7 @@ class SqlStore(GroupCommitDb):
                 else:
                     rows = conn.run("due_tasks_with_tag", (queue_id, tag, now_us, now_us, wanted)).fetchall()
                 exhausted = False
-                updates: list[tuple[Any, ...]] = []
+                taken = []
                 for row in rows:
                     row_id, task_id, dispatch_count, payload = row[0], row[1], row[5], row[7]
                     limit = codec.max_attempts(row[9], max_attempts) if row[9] else max_attempts
@@ -336,12 +336,15 @@ class SqlStore(GroupCommitDb):
                     size += estimated_reply_bytes(task_id, payload)
                     if size > lease.max_bytes:
                         break
-                    updates.append((until_us, row_id))
+                    taken.append(row)
+                # Before any new select, so that nothing is taken twice; the tasks are decoded
+                # while the database updates their rows.
+                conn.run_many("lease_task", [(until_us, row[0]) for row in taken])
+                for row in taken:
                     task = codec.decode_task(queue, *row[1:])
                     task.schedule_time = lease.until
                     task.status.dispatch_count += 1
                     leased.append(task)
-                conn.run_many("lease_task", updates)  # before any new select: nothing is taken twice
                 if size > lease.max_bytes or not exhausted or len(rows) < wanted:
                     break
             return leased

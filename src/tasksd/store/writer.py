@@ -66,6 +66,9 @@ class Dialect:
     (the ``lock_queue`` query); if not, the transaction runs again."""
     retryable: tuple[type[Exception], ...] = ()
     """Errors after which a transaction is run again from its start (deadlocks between writers)."""
+    pipelined: bool = False
+    """Whether statements for many rows (``Db.run_many``) are sent without waiting for their
+    end: the job goes on (its next statement, or its end, waits for them)."""
     control: Callable[[Any, str], None] | None = None
     """Sends statements without parameters or rows, separated by ``;``, in one round trip
     (raising the dialect's error for the first that fails). Where there is one, the writer's
@@ -99,6 +102,9 @@ class Db:
         """Queue rows read in the writer's current transaction (None on readers)."""
         self._control = dialect.control
         self._waiting: list[str] = []
+        self._pipelined = dialect.pipelined
+        self._pipeline: Any = None
+        """psycopg's pipeline of statements sent without waiting (``run_many``), if open."""
 
     def later(self, statement: str) -> None:
         """Run a statement without parameters or result (BEGIN, SAVEPOINT, COMMIT...) before the
@@ -113,11 +119,26 @@ class Db:
         self.later(statement)
         self._send()
 
+    def settle(self) -> None:
+        """Wait for the statements sent without waiting; raise the error of one that failed."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.__exit__(None, None, None)
+
+    def abandon(self) -> None:
+        """Stop waiting for the statements sent without waiting, whatever they did (the job
+        that sent them is being undone)."""
+        with contextlib.suppress(Exception):
+            self.settle()
+
     def discard(self) -> None:
-        """Forget the statements waiting (the transaction is being rolled back)."""
+        """Forget the statements waiting, and those sent without waiting (the transaction is
+        being rolled back)."""
         self._waiting.clear()
+        self.abandon()
 
     def _send(self) -> None:
+        self.settle()
         if self._waiting:
             assert self._control is not None
             text = "; ".join(self._waiting)
@@ -145,10 +166,16 @@ class Db:
     def run_many(self, name: str, rows: list[tuple[Any, ...]]) -> None:
         """One statement for many rows, as if run for each in turn: the dialect's
         ``<name>_many`` form where it has one (it takes one array per parameter of ``name``),
-        else ``name`` for every row (PostgreSQL pipelines them: one round trip)."""
+        else ``name`` for every row. Where the dialect is ``pipelined`` it is sent, and the
+        caller goes on while the database runs it: with the run_many statements after it, in
+        one round trip, until any other statement or the job's end (``settle``)."""
         if not rows:
             return
-        self._send()
+        if self._pipeline is None:
+            self._send()
+            if self._pipelined:
+                self._pipeline = self.conn.pipeline()
+                self._pipeline.__enter__()
         many = self.queries.get(f"{name}_many")
         if many is not None and len(rows) > 1:
             self.conn.execute(many, _columns(rows))
@@ -308,9 +335,11 @@ class _Writer(threading.Thread):
                 conn.later("SAVEPOINT job")
             try:
                 outcomes = _run_job(conn, batch, members)
+                conn.settle()  # a statement sent without waiting that failed fails this job
                 if pending.savepoint:
                     conn.later("RELEASE SAVEPOINT job")
             except TasksError as exc:
+                conn.abandon()
                 if pending.savepoint:
                     conn.later("ROLLBACK TO SAVEPOINT job")
                     conn.later("RELEASE SAVEPOINT job")
@@ -319,6 +348,7 @@ class _Writer(threading.Thread):
             except again:
                 raise
             except Exception as exc:
+                conn.abandon()
                 if not pending.savepoint:
                     if isinstance(exc, dialect.error):
                         raise _JobFailed(index, exc) from exc
