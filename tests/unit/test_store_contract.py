@@ -490,6 +490,24 @@ def test_reschedule_leased_task_needs_the_lease(store: Store, run: Run) -> None:
         run(store.reschedule_leased_task(QueueName("p", "l", "gone").task("a"), NOW, NOW, NOW))
 
 
+def test_claim_tasks_next_due_is_the_earliest_task_left(store: Store, run: Run) -> None:
+    """After a claim, the next due time is the earliest schedule of the tasks it left (not in
+    flight): one due already when the claim took as many as it asked for, one of the same
+    schedule as the last it took among them, or the next one in the future."""
+    create(store, run, _push_queue(Q))
+    schedules = {"a": NOW - MINUTE, "b": NOW - SECOND, "c": NOW - SECOND, "d": NOW, "e": NOW + MINUTE}
+    for task_id, when in schedules.items():
+        run(store.insert_task(Q, new(_http(Q, task_id, when)), NOW))
+    assert run(store.claim_tasks(Q, 0, NOW)).next_due == NOW - MINUTE
+    first = run(store.claim_tasks(Q, 2, NOW))
+    assert [t.name.task for t in first.tasks] == ["a", "b"] and first.next_due == NOW - SECOND
+    second = run(store.claim_tasks(Q, 1, NOW))
+    assert [t.name.task for t in second.tasks] == ["c"] and second.next_due == NOW
+    third = run(store.claim_tasks(Q, 5, NOW))
+    assert [t.name.task for t in third.tasks] == ["d"] and third.next_due == NOW + MINUTE
+    assert run(store.claim_tasks(Q, 5, NOW + MINUTE)).next_due is None
+
+
 def test_claim_tasks_starts_attempts_once_until_they_finish(store: Store, run: Run) -> None:
     create(store, run, _push_queue(Q))
     for task_id, when in (("t0", NOW), ("t1", NOW - timedelta(seconds=1)), ("later", NOW + 10 * SECOND)):

@@ -37,6 +37,9 @@ from tasksd.store.base import STATS_WINDOW_US, SWEEP_BATCH, Claim, Finished
 from tasksd.store.writer import Db, GroupCommitDb
 
 
+_EARLIEST_US = -(2**63)  # the least BIGINT: no bound
+
+
 def _find_queue(conn: Db, name: QueueName) -> tuple[int, bytes, bytes | None] | None:
     """The queue's (id, config, policy) row, or None."""
     memo = conn.memo
@@ -413,14 +416,17 @@ class SqlStore(GroupCommitDb):
             if stored.kind is not QueueKind.PUSH or stored.state is not QueueState.RUNNING:
                 return Claim(stored, [], None)
             claimed = []
+            after = _EARLIEST_US
             if limit > 0:
-                started = [
-                    _start(queue, found, now)
-                    for found in conn.run("due_push_tasks", (queue_id, now_us, now_us, limit)).fetchall()
-                ]
+                due = conn.run("due_push_tasks", (queue_id, now_us, now_us, limit)).fetchall()
+                started = [_start(queue, found, now) for found in due]
                 conn.run_many("start_attempt", [params for _, params in started])
                 claimed = [task for task, _ in started]
-            next_due = conn.run("next_due_us", (queue_id, now_us)).fetchone()[0]
+                # Tasks come oldest first: every one earlier than the last claimed was claimed,
+                # and if fewer came than asked for, every one due (PostgreSQL skips those
+                # another transaction holds, which is changing them).
+                after = due[-1][3] if len(due) == limit else now_us + 1
+            next_due = conn.run("next_due_us", (queue_id, after, now_us)).fetchone()[0]
             return Claim(stored, claimed, codec.from_us(next_due) if next_due is not None else None)
 
         return await self._write(job, checks_first=True)

@@ -179,8 +179,11 @@ FROM tasks WHERE queue = ? AND schedule_us <= ? AND expire_us > ? AND attempt_us
 ORDER BY schedule_us LIMIT ?
 
 -- next_due_us --
--- The earliest schedule time of a queue's tasks without an attempt in flight.
-SELECT min(schedule_us) FROM tasks WHERE queue = ? AND expire_us > ? AND attempt_us IS NULL
+-- The earliest schedule time of a queue's tasks without an attempt in flight, of those
+-- scheduled no earlier than a time: one the claim before it shows no such task is earlier
+-- than (the index is read from there, not through the attempts in flight before it).
+SELECT min(schedule_us) FROM tasks
+WHERE queue = ? AND schedule_us >= ? AND expire_us > ? AND attempt_us IS NULL
 
 -- start_attempt --
 -- Record an attempt as sent: its dispatch time, one more dispatch, the attempt history.
