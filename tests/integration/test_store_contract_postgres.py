@@ -237,8 +237,7 @@ def test_statements_for_many_rows_do_what_one_a_row_does(postgres_server: Postgr
             "put_tombstone": [(1, "a", 10), (1, "b", 20), (1, "a", 30)],
             "lease_task": [(100, ids[0]), (200, ids[1])],
             "start_attempt": [(5, b"h", ids[0]), (6, None, ids[1])],
-            "tombstone_attempted": [(40, 1, "a", 7), (50, 1, "c", 7), (60, 1, "b", 99), (70, 1, "a", 7)],
-            "delete_attempted": [(1, "a", 7), (1, "b", 99), (1, "c", 7)],
+            "end_attempted": [(1, "a", 7, 40), (1, "c", 7, 50), (1, "b", 99, 60), (1, "a", 7, 70)],
             "count_answered": [(1, 5, 1, 0), (1, 6, 2, 1), (1, 5, 3, 1)],
         }
         db.raw("INSERT INTO task_tombstones VALUES (1, 'held', 50), (1, 'free', 5)")

@@ -447,8 +447,7 @@ class SqlStore(GroupCommitDb):
 
     async def finish_attempts(self, finished: list[Finished], now: datetime) -> None:
         def job(conn: Db) -> None:
-            done: list[tuple[int, str, int]] = []
-            tombstones: list[tuple[int, int, str, int]] = []
+            done: list[tuple[int, str, int, int]] = []  # (queue id, task id, attempt, tombstone end)
             # (queue id, tombstone end) of each queue, or None when it is gone; keyed by the
             # name's parts, which the batch's tasks share with no QueueName made per task.
             queues: dict[tuple[str, str, str], tuple[int, int] | None] = {}
@@ -471,13 +470,15 @@ class SqlStore(GroupCommitDb):
                 ok = 200 <= one.result.http_status < 300
                 ended[second] = (answered + 1, failed + (not ok))
                 if one.result.next_schedule_time is None:
-                    done.append((queue_id, name.task, started_us))
-                    tombstones.append((until, queue_id, name.task, started_us))
+                    done.append((queue_id, name.task, started_us, until))
                 else:
                     _retry(conn, queue_id, one, started_us)
             # Only a task still in that attempt gets a tombstone and is deleted.
-            conn.run_many("tombstone_attempted", tombstones)
-            conn.run_many("delete_attempted", done)
+            if "end_attempted" in conn.queries:  # both in one statement
+                conn.run_many("end_attempted", done)
+            else:
+                conn.run_many("tombstone_attempted", [(until, *attempt) for *attempt, until in done])
+                conn.run_many("delete_attempted", [tuple(attempt) for *attempt, _ in done])
             conn.run_many("count_answered", [(*key, *counts) for key, counts in ended.items()])
 
         await self._write(job, checks_first=True)

@@ -296,33 +296,30 @@ SELECT value FROM meta WHERE key = %s
 -- A server-wide value, unless one is there already.
 INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING
 
--- tombstone_attempted --
--- The tombstone of a task whose attempt started at a given time (before delete_attempted).
-INSERT INTO task_tombstones (queue, task_id, expire_us)
-SELECT queue, task_id, %s FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s
+-- end_attempted --
+-- A task whose attempt started at a given time ends (it succeeded or ran out of retries): it is
+-- removed and its tombstone kept, in one statement (only a task still in that attempt).
+WITH ended AS (
+    DELETE FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s RETURNING queue, task_id
+)
+INSERT INTO task_tombstones (queue, task_id, expire_us) SELECT queue, task_id, %s FROM ended
 ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
 
--- tombstone_attempted_many --
--- tombstone_attempted for many rows; of rows for the same task the last one counts (found by
--- id, as in delete_attempted_many).
-INSERT INTO task_tombstones (queue, task_id, expire_us)
-SELECT DISTINCT ON (t.queue, t.task_id) t.queue, t.task_id, u.expire_us
-FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::bigint[])
-     WITH ORDINALITY AS u(expire_us, queue, task_id, attempt_us, position)
-JOIN tasks t ON t.queue = u.queue AND t.task_id = u.task_id AND t.attempt_us - u.attempt_us = 0
-ORDER BY t.queue, t.task_id, u.position DESC
+-- end_attempted_many --
+-- end_attempted for many rows; of equal rows the first counts. Rows are found by id, as in
+-- acknowledge_task_many (the tasks of one claim share their attempt time).
+WITH u AS (
+    SELECT DISTINCT ON (queue, task_id, attempt_us) *
+    FROM unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bigint[])
+         WITH ORDINALITY AS u(queue, task_id, attempt_us, expire_us, position)
+    ORDER BY queue, task_id, attempt_us, position
+), ended AS (
+    DELETE FROM tasks t USING u
+    WHERE t.queue = u.queue AND t.task_id = u.task_id AND t.attempt_us - u.attempt_us = 0
+    RETURNING t.queue, t.task_id, u.expire_us
+)
+INSERT INTO task_tombstones (queue, task_id, expire_us) SELECT queue, task_id, expire_us FROM ended
 ON CONFLICT (queue, task_id) DO UPDATE SET expire_us = EXCLUDED.expire_us
-
--- delete_attempted --
--- Remove a task whose attempt started at a given time (it succeeded or ran out of retries).
-DELETE FROM tasks WHERE queue = %s AND task_id = %s AND attempt_us = %s
-
--- delete_attempted_many --
--- delete_attempted for many rows. Rows are found by id, as in acknowledge_task_many (the tasks
--- of one claim share their attempt time).
-DELETE FROM tasks t
-USING unnest(%b::bigint[], %b::text[], %b::bigint[]) AS u(queue, task_id, attempt_us)
-WHERE t.queue = u.queue AND t.task_id = u.task_id AND t.attempt_us - u.attempt_us = 0
 
 -- get_owner --
 -- Who owns a queue's dispatch, and until when (locked while it is decided).
