@@ -36,7 +36,6 @@ from tasksd.store import codec
 from tasksd.store.base import STATS_WINDOW_US, SWEEP_BATCH, Claim, Finished
 from tasksd.store.writer import Db, GroupCommitDb
 
-
 _EARLIEST_US = -(2**63)  # the least BIGINT: no bound
 
 
