@@ -149,11 +149,23 @@ class Peers:
     aertje: Path | None
     gte: Path | None
 
-    def tasksd(self, memory: bool = False) -> Server:
-        proc, base = start_tasksd(self.work, db="memory://" if memory else None, name=uuid.uuid4().hex[:8])
+    processes: int = 1
+    """Server processes of the ``… N processes`` variants of tasksd and the Starlette echo."""
+
+    def tasksd(self, memory: bool = False, processes: int = 1) -> Server:
+        proc, base = start_tasksd(
+            self.work, db="memory://" if memory else None, name=uuid.uuid4().hex[:8], processes=processes
+        )
         args = [str(arg) for arg in proc.args]  # type: ignore[union-attr]
         port = args[args.index("--grpc-port") + 1]
         return Server("tasksd, memory" if memory else "tasksd, sqlite", proc, f"127.0.0.1:{port}", base)
+
+    def tasksd_processes(self) -> Server:
+        return self.tasksd(processes=self.processes)
+
+    def several(self, name: str) -> str:
+        """The name of the variant of ``name`` on ``processes`` processes."""
+        return f"{name}, {self.processes} proc"
 
     def start_aertje(self) -> Server:
         assert self.aertje is not None
@@ -181,9 +193,11 @@ class Peers:
         proc = subprocess.Popen([sys.executable, str(HERE / "grpc_echo_server.py"), str(port)])
         return ready(Server("grpc.aio echo", proc, f"127.0.0.1:{port}", echo=True))
 
-    def start_echo(self) -> Server:
+    def start_echo(self, processes: int = 1) -> Server:
         port = free_port()
-        proc = subprocess.Popen([sys.executable, __file__, "--serve-starlette-echo", str(port)])
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-starlette-echo", str(port), str(processes)]
+        )
         base = f"http://127.0.0.1:{port}"
         wait_up(f"{base}/healthz", proc)
         return Server("starlette echo", proc, "", base, echo=True)
@@ -207,7 +221,7 @@ def running(start: Callable[[], Server]) -> Iterator[Server]:
         server.stop()
 
 
-def starlette_echo(port: int) -> None:
+def starlette_echo(port: int, processes: int = 1) -> None:
     """A bare Starlette app that answers the JSON it is sent, on tasksd's HTTP stack."""
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -221,7 +235,7 @@ def starlette_echo(port: int) -> None:
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/healthz", healthz), Route("/{path:path}", echo, methods=["POST"])])
-    serve_on_tasksd_stack(app, port)
+    serve_on_tasksd_stack(app, port, processes)
 
 
 # -- load --------------------------------------------------------------------------------
@@ -273,7 +287,7 @@ class Rows:
         self.runs.setdefault(name, []).append(run)
         p99 = f"  p99 {run.p99_ms:6.2f} ms" if run.p99_ms is not None else ""
         rate = f"{run.rate:9.0f} /s  {run.cpu_us:7.1f} µs CPU/task"
-        print(f"  round {round_number}  {name:<26} {rate}{p99}  {run.note}")
+        print(f"  round {round_number}  {name:<32} {rate}{p99}  {run.note}")
 
     def median(self, name: str) -> tuple[float, float, float | None]:
         runs = self.runs[name]
@@ -284,13 +298,17 @@ class Rows:
             statistics.median(p99s) if p99s else None,
         )
 
-    def table(self, title: str, reference: str, goals: dict[str, float]) -> None:
-        """Medians, and each row's rate and CPU per task against ``reference``'s."""
+    def table(
+        self, title: str, reference: str, goals: dict[str, float], against: dict[str, str] | None = None
+    ) -> None:
+        """Medians, and each row's rate and CPU per task against ``reference``'s (or the row
+        ``against`` names for it)."""
         print(f"\n{title}")
         columns = f"{'rate /s':>9} {'µs CPU/task':>12} {'p99 ms':>8} {'rate ratio':>11} {'CPU ratio':>10}"
-        print(f"  {'server':<26} {columns}  goal")
-        base = self.median(reference) if reference in self.runs else None
+        print(f"  {'server':<32} {columns}  goal")
         for name in self.runs:
+            own = (against or {}).get(name, reference)
+            base = self.median(own) if own in self.runs else None
             rate, cpu, p99 = self.median(name)
             ratio = f"{rate / base[0]:10.2f}x" if base else f"{'-':>11}"
             cpu_ratio = f"{cpu / base[1]:9.2f}x" if base else f"{'-':>10}"
@@ -298,8 +316,10 @@ class Rows:
             if name in goals and base:
                 goal = f">= {goals[name]:.1f}x: {'met' if rate / base[0] >= goals[name] else 'NOT met'}"
             p99_text = f"{p99:8.2f}" if p99 is not None else f"{'':>8}"
-            print(f"  {name:<26} {rate:9.0f} {cpu:12.1f} {p99_text} {ratio} {cpu_ratio}  {goal}")
-        if base is None:
+            if own != reference:
+                goal = f"(against {own}) {goal}"
+            print(f"  {name:<32} {rate:9.0f} {cpu:12.1f} {p99_text} {ratio} {cpu_ratio}  {goal}")
+        if reference not in self.runs:
             print(f"  ({reference} is absent: no ratios)")
         print(flush=True)
 
@@ -346,6 +366,10 @@ def ingest(peers: Peers, args: argparse.Namespace) -> None:
         ("tasksd create, sqlite", peers.tasksd, "CreateTask", 1),
         ("tasksd create, memory", lambda: peers.tasksd(memory=True), "CreateTask", 1),
     ]
+    if peers.processes > 1:
+        variants.insert(
+            1, (peers.several("tasksd batch100, sqlite"), peers.tasksd_processes, "BatchCreateTasks", 100)
+        )
     if peers.aertje:
         variants.append(("aertje create", peers.start_aertje, "CreateTask", 1))
     rows = Rows()
@@ -364,7 +388,11 @@ def ingest(peers: Peers, args: argparse.Namespace) -> None:
     rows.table(
         "(a) ingest: medians; ratios to aertje's CreateTask",
         "aertje create",
-        {"tasksd batch100, sqlite": 2.0, "tasksd batch100, memory": 2.0},
+        {
+            "tasksd batch100, sqlite": 2.0,
+            peers.several("tasksd batch100, sqlite"): 2.0,
+            "tasksd batch100, memory": 2.0,
+        },
     )
 
 
@@ -376,6 +404,8 @@ def unary(peers: Peers, args: argparse.Namespace) -> None:
         ("tasksd create, sqlite", peers.tasksd),
         ("grpc.aio echo", peers.start_grpc_echo),
     ]
+    if peers.processes > 1:
+        variants.insert(1, (peers.several("tasksd create, sqlite"), peers.tasksd_processes))
     if peers.gte:
         variants.append(("gte create", peers.start_gte))
     rows = Rows()
@@ -392,7 +422,11 @@ def unary(peers: Peers, args: argparse.Namespace) -> None:
                 run = grpc_run(server, "CreateTask", body, args.unary_requests, 1)
                 run.note = check_stored(server, queue, 500 + args.unary_requests)
                 rows.add(name, run, round_number)
-    rows.table("(b) unary CreateTask: medians; ratios to gte", "gte create", {"tasksd create, sqlite": 1.5})
+    rows.table(
+        "(b) unary CreateTask: medians; ratios to gte",
+        "gte create",
+        {"tasksd create, sqlite": 1.5, peers.several("tasksd create, sqlite"): 1.5},
+    )
 
 
 def rest(peers: Peers, args: argparse.Namespace) -> None:
@@ -410,6 +444,11 @@ def rest(peers: Peers, args: argparse.Namespace) -> None:
         ("tasksd create, sqlite", peers.tasksd),
         ("starlette echo", peers.start_echo),
     ]
+    if peers.processes > 1:
+        variants += [
+            (peers.several("tasksd create, sqlite"), peers.tasksd_processes),
+            (peers.several("starlette echo"), lambda: peers.start_echo(peers.processes)),
+        ]
     rows = Rows()
     for round_number in range(1, args.rounds + 1):
         for name, start in ordered(variants, round_number):
@@ -436,7 +475,11 @@ def rest(peers: Peers, args: argparse.Namespace) -> None:
     rows.table(
         "(c) REST CreateTask: medians; ratios to the Starlette echo",
         "starlette echo",
-        {"tasksd create, sqlite": 0.5},
+        {"tasksd create, sqlite": 0.5, peers.several("tasksd create, sqlite"): 0.5},
+        {
+            peers.several("tasksd create, sqlite"): peers.several("starlette echo"),
+            peers.several("starlette echo"): "starlette echo",
+        },
     )
 
 
@@ -615,7 +658,7 @@ def found(path: str, what: str, check: Callable[[Path], bool]) -> Path | None:
 
 def main() -> None:
     if sys.argv[1:2] == ["--serve-starlette-echo"]:
-        starlette_echo(int(sys.argv[2]))
+        starlette_echo(int(sys.argv[2]), int(sys.argv[3]))
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -635,6 +678,13 @@ def main() -> None:
     parser.add_argument("--aertje", default=os.environ.get("AERTJE_EMULATOR", "/work/peers/aertje/emulator"))
     parser.add_argument("--gte-venv", default=os.environ.get("GTE_VENV", "/work/peers/gte-venv"))
     parser.add_argument("--tasksd-src", help="run tasksd from this src/ directory (PYTHONPATH)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="server processes of the extra rows of (a) to (c): tasksd --processes N (durable), and in (c) "
+        "a Starlette echo as many; 1: no such rows",
+    )
     args = parser.parse_args()
     only = [part.strip() for part in args.only.split(",") if part.strip()]
     unknown = [part for part in only if part not in SECTIONS]
@@ -656,7 +706,7 @@ def main() -> None:
     )
     work = Path(tempfile.mkdtemp(prefix="tasksd-peers-"))
     try:
-        peers = Peers(work, aertje, gte)
+        peers = Peers(work, aertje, gte, args.processes)
         for section in only:
             SECTIONS[section](peers, args)
     finally:

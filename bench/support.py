@@ -3,7 +3,9 @@ HTTP stack configuration that tasksd uses (so bare servers are measured on the s
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,9 +36,10 @@ def wait_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: fl
 
 
 def start_tasksd(
-    work: Path, db: str | None = None, config: Path | None = None, name: str = "bench"
+    work: Path, db: str | None = None, config: Path | None = None, name: str = "bench", processes: int = 1
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """A durable tasksd (``db``, or the SQLite file ``work/NAME.db``) on free ports, once healthy."""
+    """A durable tasksd (``db``, or the SQLite file ``work/NAME.db``) on free ports, once healthy;
+    with ``processes`` server processes (``--processes``)."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -53,6 +56,7 @@ def start_tasksd(
             "--log-level",
             "warning",
             *(["--config", str(config)] if config is not None else []),
+            *(["--processes", str(processes)] if processes > 1 else []),
         ]
     )
     base = f"http://127.0.0.1:{port}"
@@ -60,11 +64,13 @@ def start_tasksd(
     return proc, base
 
 
-def serve_on_tasksd_stack(app: Any, port: int) -> None:
-    """Serve an ASGI app with the uvicorn settings tasksd uses (httptools, uvloop)."""
+def serve_on_tasksd_stack(app: Any, port: int, processes: int = 1) -> None:
+    """Serve an ASGI app with the uvicorn settings tasksd uses (httptools, uvloop); with
+    ``processes`` > 1, in that many forked processes on one port (SO_REUSEPORT, as
+    ``tasksd serve --processes``), this one waiting for them and ending them on SIGTERM."""
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
@@ -76,6 +82,29 @@ def serve_on_tasksd_stack(app: Any, port: int) -> None:
         loop="uvloop",
         backlog=4096,
     )
+    if processes <= 1:
+        uvicorn.Server(config).run()
+        return
+    children = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(("127.0.0.1", port))
+            uvicorn.Server(config).run(sockets=[sock])
+            os._exit(0)
+        children.append(pid)
+
+    def end(signum: int, frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, end)
+    signal.signal(signal.SIGINT, end)
+    for child in children:
+        os.waitpid(child, 0)
 
 
 def cpu_seconds(pid: int) -> float:

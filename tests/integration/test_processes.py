@@ -4,6 +4,7 @@ shared, and SIGTERM stops them all cleanly. Settings that cannot be shared are r
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
@@ -168,6 +170,34 @@ def test_leases_through_both_processes_are_never_shared(two: Server) -> None:
     received = lease_concurrently([two.url], queue, workers=12, total=600, batch=20)
     everything = [name for names in received for name in names]
     assert len(everything) == len(set(everything)) == 600
+
+
+def test_writers_take_turns_on_the_lock_file_beside_the_database(two: Server) -> None:
+    """Each process's writer holds an flock on ``PATH-lock`` for the whole of its transaction
+    (waiting in the kernel, not in SQLite's polling busy handler): while another holder has it,
+    no write of either process goes through, and each goes on once it is let go."""
+    client = gapic_client(two.url)
+    queue = f"{PARENT}/queues/turns-{uuid.uuid4().hex[:8]}"
+    client.create_queue(parent=PARENT, queue={"name": queue, "pull_target": {}})
+    lock = os.open(two.db.removeprefix("sqlite:///") + "-lock", os.O_RDWR)
+    clients = [gapic_client(two.url) for _ in range(8)]  # connections spread over both processes
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with ThreadPoolExecutor(len(clients)) as pool:
+            calls = [
+                pool.submit(
+                    c.create_task, parent=queue, task={"name": f"{queue}/tasks/w{i}", "pull_message": {}}
+                )
+                for i, c in enumerate(clients)
+            ]
+            assert not wait([*calls], timeout=1.0).done  # every write waits for the lock
+            assert client.get_queue(name=queue).name == queue  # reads do not
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            created = sorted(call.result(timeout=30).name.rsplit("/", 1)[1] for call in calls)
+    finally:
+        os.close(lock)
+    assert created == sorted(f"w{i}" for i in range(len(clients)))
+    assert len(list(client.list_tasks(parent=queue))) == len(clients)
 
 
 def test_sigterm_stops_every_process_and_releases_their_queues(two: Server) -> None:

@@ -44,6 +44,7 @@ def sqlite_dialect(path: str, synchronous: str = "FULL") -> Dialect:
         error=sqlite3.Error,
         unique_violation=sqlite3.IntegrityError,
         shared_readers=not memory,
+        lock_file=None if memory else f"{path}-lock",
     )
 
 
