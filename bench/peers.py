@@ -17,6 +17,12 @@
 (e) memory per queued task: resident memory before and after 200,000 tasks scheduled a day
     ahead (nothing dispatches), for each server.
 
+With ``--processes N`` (2 by default; 1 leaves them out), (a) to (c) also measure tasksd as
+``tasksd serve --processes N`` on one SQLite file (the rows ``…, N proc``), and (c) a Starlette
+echo on as many processes (SO_REUSEPORT, as tasksd), against which that tasksd row's ratio is
+taken, as issue 20 asks. The kernel spreads connections over the processes by a hash, so with
+h2load's 4 connections one process may get three or all four of them.
+
 Every server is started fresh for each measurement, on free ports, and stopped at the end,
 also on error. Rounds alternate the order of the servers; the tables give medians, with the
 server CPU time per task (user + system of the server process and its children, from
@@ -29,7 +35,7 @@ these counts are the check that the calls succeeded.
     python bench/peers.py [--only a,b,c,d,e] [--rounds 2] [--ingest-tasks 30000]
         [--unary-requests 10000] [--rest-seconds 8] [--dispatch-tasks 20000]
         [--dispatch-queues 20] [--memory-tasks 200000] [--aertje PATH] [--gte-venv PATH]
-        [--tasksd-src DIR]
+        [--tasksd-src DIR] [--processes 2]
 
 The peers are used when present, and their rows skipped otherwise:
 
