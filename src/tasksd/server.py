@@ -13,6 +13,8 @@ store, and the older process stops within seconds with an error (exit status 2).
 
 With several processes each binds the HTTP port (a socket with SO_REUSEPORT) and the gRPC
 port (gRPC sets SO_REUSEPORT itself on Linux), and the kernel spreads connections over them.
+A task created through a process that does not dispatch its queue is told to the one that
+does, through sockets the parent makes before it forks (``engine/siblings.py``).
 The parent forwards SIGTERM and SIGINT (as SIGTERM) to the children and exits when they have;
 a child that dies otherwise (a crash, kill -9) is started again with the same node id, at once
 unless it had lived less than 10 s (then after 2 s); a child that refuses its configuration
@@ -64,6 +66,7 @@ from tasksd.clock import SystemClock
 from tasksd.config import ConfigError, QueueYamlConfig, Settings
 from tasksd.console.pages import Failures
 from tasksd.engine.dispatcher import Dispatcher
+from tasksd.engine.siblings import SiblingLink, Siblings
 from tasksd.model.errors import TasksError
 from tasksd.model.names import QueueName
 from tasksd.model.queue import QueueKind
@@ -372,19 +375,20 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(settings: Settings, index: int | None = None) -> None:
-    """Serve until SIGINT or SIGTERM: this process alone, or process ``index`` of several."""
+async def serve(settings: Settings, index: int | None = None, siblings: SiblingLink | None = None) -> None:
+    """Serve until SIGINT or SIGTERM: this process alone, or process ``index`` of several,
+    which tells the others (``siblings``) of the queues it does not dispatch."""
     node = node_id(settings, index)
     shared = _shared_store(settings.db)
     lock = hold_lock(f"node\n{shared}\n{node}", f"node id {node!r} on {settings.db}") if shared else None
     try:
-        await _serve(settings, node, index)
+        await _serve(settings, node, index, siblings)
     finally:
         if lock is not None:
             os.close(lock)
 
 
-async def _serve(settings: Settings, node: str, index: int | None) -> None:
+async def _serve(settings: Settings, node: str, index: int | None, siblings: SiblingLink | None) -> None:
     base = Path(settings.config).parent if settings.config else Path.cwd()
     auth = read_auth_config(settings.auth, base)
     tls_options, grpc_tls = _tls(settings, base)
@@ -424,6 +428,9 @@ async def _serve(settings: Settings, node: str, index: int | None) -> None:
             await apply_queue_yaml_file(service, settings.queue_yaml, settings.queues)
             await declare_queues(service, settings.queues)
         rpcs = guarded_rpcs(service, auth)
+        if siblings is not None:
+            dispatcher.elsewhere = siblings.tell
+            siblings.listen(asyncio.get_running_loop(), dispatcher.wake)
         await dispatcher.start()
         raise_open_file_limit(settings.limits)
         config = uvicorn.Config(
@@ -492,6 +499,8 @@ async def _serve(settings: Settings, node: str, index: int | None) -> None:
                 "give every node sharing a database its own node_id."
             )
     finally:
+        if siblings is not None:
+            siblings.close()
         if dispatcher is not None:
             await dispatcher.stop()
         await sender.close()
@@ -546,6 +555,8 @@ class _Parent:
         self.quick_deaths: dict[int, int] = {}
         """index → how many times in a row its process died within STABLE_S of its start."""
         self.stopping = False
+        self.siblings = Siblings(settings.processes)
+        """The sockets through which the processes wake each other (``engine/siblings.py``)."""
 
     def run(self) -> int:
         settings = self.settings
@@ -622,7 +633,7 @@ class _Parent:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             _end_with(parent)
-            code = _child(self.settings, index)
+            code = _child(self.settings, index, self.siblings.link(index))
         finally:
             logging.shutdown()
             sys.stdout.flush()
@@ -638,10 +649,10 @@ def _end_with(parent: int) -> None:
         os._exit(0)
 
 
-def _child(settings: Settings, index: int) -> int:
+def _child(settings: Settings, index: int, siblings: SiblingLink) -> int:
     """Serve as process ``index``; the exit status (2: the settings cannot be served)."""
     try:
-        run_loop(serve(settings, index))
+        run_loop(serve(settings, index, siblings))
     except (ConfigError, UnsupportedDatabase) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2

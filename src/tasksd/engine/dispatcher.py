@@ -20,6 +20,7 @@ import contextlib
 import functools
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -127,6 +128,8 @@ class Dispatcher:
         self._supervisor: asyncio.Task[None] | None = None
         self._finished: list[Finished] = []
         self._recording: set[asyncio.Task[None]] = set()
+        self.elsewhere: Callable[[QueueName, datetime | None], None] | None = None
+        """Tells the other processes of this server of a queue this one does not dispatch."""
 
     async def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise())
@@ -153,14 +156,26 @@ class Dispatcher:
     def notify(self, queue: QueueName, due: datetime | None = None) -> None:
         """A task of the queue may have fallen due (one due at ``due`` was added), or the
         queue resumed: look now. A worker asleep until a task due no later than ``due`` is
-        left asleep: it claims in schedule order, and each claim looks again."""
-        worker = self._workers.get(queue.path)
-        if worker is not None and not worker.task.done():
-            waiting_for = worker.waiting_for
-            if due is None or waiting_for is None or due < waiting_for:
-                worker.wake.set()
-        elif queue.path not in self._acquiring:
+        left asleep: it claims in schedule order, and each claim looks again. A queue this
+        node does not dispatch is told ``elsewhere`` (the other processes of this server),
+        and taken over if no node dispatches it."""
+        if self.wake(queue, due):
+            return
+        if self.elsewhere is not None:
+            self.elsewhere(queue, due)
+        if queue.path not in self._acquiring:
             self._acquiring[queue.path] = asyncio.create_task(self._acquire(queue))
+
+    def wake(self, queue: QueueName, due: datetime | None = None) -> bool:
+        """``notify`` for a queue this node dispatches (told by another process): whether it
+        does."""
+        worker = self._workers.get(queue.path)
+        if worker is None or worker.task.done():
+            return False
+        waiting_for = worker.waiting_for
+        if due is None or waiting_for is None or due < waiting_for:
+            worker.wake.set()
+        return True
 
     async def _acquire(self, queue: QueueName) -> None:
         try:
