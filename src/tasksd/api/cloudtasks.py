@@ -287,7 +287,9 @@ class CloudTasksApi:
             encoded: bytes = self._done(name, outcome, metadata_type, response).SerializeToString()
             return encoded
 
-        return operations_pb2.Operation.FromString(await run_once(self.service, name, begin, run_and_pack))
+        return operations_pb2.Operation.FromString(
+            await run_once(self.service, name, begin, run_and_pack, named=bool(request_id))
+        )
 
     def _done(
         self, name: OperationName, outcome: BatchOutcome, metadata_type: type[Message], response: Message

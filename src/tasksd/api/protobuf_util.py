@@ -45,7 +45,13 @@ def duration(value: duration_pb2.Duration, field: str) -> timedelta:
 
 
 def set_duration(target: duration_pb2.Duration, value: timedelta) -> None:
-    target.FromTimedelta(value)
+    # Duration.FromTimedelta does the same through its normalisation; every push task renders
+    # one. A negative timedelta keeps its days negative: seconds and nanos get the one sign.
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    seconds = abs(micros) // 1_000_000
+    sign = -1 if micros < 0 else 1
+    target.seconds = sign * seconds
+    target.nanos = sign * (abs(micros) - seconds * 1_000_000) * 1000
 
 
 def optional_timestamp(message: Message, name: str, field: str) -> datetime | None:

@@ -409,6 +409,11 @@ class TasksService:
         the same request_id, of a batch running or done)."""
         return await self.store.begin_operation(name.path, body, self.clock.now(), RUNNING_OPERATION_KEEP)
 
+    async def keep_operation(self, name: OperationName, body: bytes) -> None:
+        """Keep the finished operation of a batch that had no request_id (its name, a new
+        UUID, is kept for the first time) for OPERATION_KEEP."""
+        await self.store.begin_operation(name.path, body, self.clock.now(), OPERATION_KEEP)
+
     async def end_operation(self, name: OperationName, body: bytes | None) -> None:
         """Keep the finished operation for OPERATION_KEEP; None forgets it (its batch failed as a
         whole: a retry runs it again)."""

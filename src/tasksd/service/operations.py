@@ -82,10 +82,15 @@ async def run_once(
     name: OperationName,
     begin: Callable[[], Awaitable[bytes]],
     run: Callable[[], Awaitable[bytes]],
+    *,
+    named: bool = True,
 ) -> bytes:
     """Run a batch as the long-running operation ``name`` and answer it done. A retry with
     the same request_id runs nothing: it gets the operation kept, done or (while the first
     call still runs it) running, which clients then poll with GetOperation.
+
+    A batch without a request_id (``named`` false: ``name`` is a new UUID, which nobody can
+    ask for before the answer gives it) is kept only once it is done.
 
     Args:
         begin: checks that the batch may run and gives its running operation, encoded; called
@@ -93,6 +98,11 @@ async def run_once(
         run: runs the batch and gives its done operation, encoded. When it raises, the
             operation is forgotten (a retry runs the batch again) and the error goes on.
     """
+    if not named:
+        await begin()
+        done = await run()
+        await service.keep_operation(name, done)
+        return done
     kept = await service.get_operation(name)
     if kept is None:
         kept = await service.begin_operation(name, await begin())

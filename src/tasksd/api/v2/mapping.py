@@ -10,6 +10,7 @@ LIMITATIONS (differences from the real service):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from google.cloud.tasks_v2.types import queue as queue_types
@@ -51,6 +52,11 @@ class Shape:
     payload_oneof: str = "message_type"
     pull: bool = False
     """Pull queues and pull tasks exist."""
+
+    @functools.cached_property
+    def view_numbers(self) -> dict[TaskView, int]:
+        """Task.View's number of each view (looked up by name: each version has its enum)."""
+        return {view: self.task_pb.View.Value(view.value) for view in TaskView}
 
     @property
     def all_queue_paths(self) -> list[str]:
@@ -207,12 +213,12 @@ def task_from_pb(shape: Shape, message: Message, parent: QueueName) -> Task:
 
 
 def view_from_pb(shape: Shape, value: int) -> TaskView:
-    return TaskView.FULL if value == shape.task_pb.View.Value("FULL") else TaskView.BASIC
+    return TaskView.FULL if value == shape.view_numbers[TaskView.FULL] else TaskView.BASIC
 
 
 def task_to_pb(shape: Shape, task: Task, view: TaskView) -> Message:
     assert task.name is not None
-    message = shape.task_pb(name=task.name.path, view=shape.task_pb.View.Value(view.value))
+    message = shape.task_pb(name=task.name.path, view=shape.view_numbers[view])
     full = view is TaskView.FULL
     payload = task.payload
     if isinstance(payload, AppEngineHttpRequest):
