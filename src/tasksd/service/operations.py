@@ -94,7 +94,8 @@ async def run_once(
 
     Args:
         begin: checks that the batch may run and gives its running operation, encoded; called
-            only when no operation of that name is kept.
+            only when no operation of that name is kept (without a request_id, only for its
+            checks).
         run: runs the batch and gives its done operation, encoded. When it raises, the
             operation is forgotten (a retry runs the batch again) and the error goes on.
     """
