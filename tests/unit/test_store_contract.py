@@ -635,6 +635,26 @@ def test_open_store_opens_the_backend_a_url_names(tmp_path: Path, run: Run) -> N
         run(open_store("mysql://nope"))
 
 
+def test_insert_tasks_of_many_rows_answers_each_as_if_alone(store: Store, run: Run) -> None:
+    # Many rows go in statements of several (SQLite: chunks of 64, 32, 4 for 100); a row that
+    # inserts nothing, in the last chunk, undoes the chunks before it and each row runs alone.
+    create(store, run)
+    run(add(store, make_task("t099"), NOW))
+    answers = run(store.insert_tasks(Q, [new(make_task(f"t{i:03}")) for i in range(100)], NOW))
+    assert [type(a).__name__ for a in answers] == ["Task"] * 99 + ["AlreadyExists"]
+    stored = run(store.list_tasks(Q, "", 500, NOW))
+    assert [t.name.task for t in stored if t.name] == [f"t{i:03}" for i in range(100)]
+    assert stored[:99] == answers[:99]
+    more = run(store.insert_tasks(Q, [new(make_task(f"u{i:03}")) for i in range(71)], NOW))
+    assert all(isinstance(a, Task) for a in more)
+    assert len(run(store.list_tasks(Q, "", 500, NOW))) == 171
+    # Equal ids in one batch: the first is created.
+    twice = [new(make_task(f"v{i % 5}")) for i in range(10)]
+    answers = run(store.insert_tasks(Q, twice, NOW))
+    assert [isinstance(a, Task) for a in answers] == [True] * 5 + [False] * 5
+    assert len(run(store.list_tasks(Q, "", 500, NOW))) == 176
+
+
 def test_insert_tasks_answers_each_task_on_its_own(store: Store, run: Run) -> None:
     create(store, run)
     run(add(store, make_task("gone"), NOW))

@@ -51,6 +51,18 @@ SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
 WHERE NOT EXISTS (SELECT 1 FROM task_tombstones WHERE queue = ?1 AND task_id = ?2 AND expire_us > ?13)
 ON CONFLICT (queue, task_id) DO NOTHING
 
+-- insert_new_task_rows --
+-- insert_new_task for several rows in one statement ({rows}: a (?, ...) of its 13 parameters for
+-- each); its row count says how many it inserted.
+INSERT INTO tasks (queue, task_id, kind, schedule_us, create_us, expire_us, tag,
+                   dispatch_count, response_count, payload, attempts, options)
+SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8,
+       v.column9, v.column10, v.column11, v.column12
+FROM (VALUES {rows}) AS v
+WHERE NOT EXISTS (SELECT 1 FROM task_tombstones t
+                  WHERE t.queue = v.column1 AND t.task_id = v.column2 AND t.expire_us > v.column13)
+ON CONFLICT (queue, task_id) DO NOTHING
+
 -- get_task --
 -- One live task.
 SELECT task_id, kind, schedule_us, create_us, dispatch_count, response_count, payload,
