@@ -257,6 +257,22 @@ def test_acknowledgements_of_one_call_succeed_or_fail_alone(store: Store, run: R
             run(add(store, make_task(task_id), NOW))
 
 
+def test_many_acknowledgements_of_one_call_each_as_if_alone(store: Store, run: Run) -> None:
+    # Many rows go in statements of several (SQLite: 64, 32, 4 for 100); one that removes
+    # nothing undoes the others of its call, and each acknowledgement then runs alone.
+    create(store, run)
+    ids = [f"t{i:03}" for i in range(170)]
+    answers = run(store.insert_tasks(Q, [new(make_task(task_id)) for task_id in ids], NOW))
+    assert all(isinstance(a, Task) for a in answers)
+    assert run(store.acknowledge_tasks([(Q.task(i), NOW) for i in ids[:100]], NOW)) == [None] * 100
+    held = [(Q.task(i), NOW) for i in ids[100:169]] + [(Q.task(ids[100]), NOW)]  # the first again
+    outcomes = run(store.acknowledge_tasks(held, NOW))
+    assert outcomes[:-1] == [None] * 69 and isinstance(outcomes[-1], TaskTombstoned)
+    assert [t.name.task for t in run(store.list_tasks(Q, "", 500, NOW)) if t.name] == [ids[169]]
+    again = run(store.insert_tasks(Q, [new(make_task(i)) for i in ids[:20]], NOW))
+    assert all(isinstance(a, AlreadyExists) for a in again)  # their tombstones hold the names
+
+
 def test_operations_are_begun_once_and_forgotten_when_they_expire(store: Store, run: Run) -> None:
     name = "projects/p/locations/l/operations/op"
     running, keep = timedelta(minutes=10), timedelta(days=1)

@@ -28,7 +28,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -195,6 +195,9 @@ class Db:
         many = self.queries.get(f"{name}_many")
         if many is not None and len(rows) > 1:
             self.conn.execute(many, _columns(rows))
+        elif len(rows) >= ROWS_AT_ONCE and f"{name}_rows" in self.queries:
+            for _ in self._chunks(name, rows):
+                pass
         else:
             self.conn.cursor().executemany(self.queries[name], rows)
 
@@ -223,21 +226,25 @@ class Db:
         return [index in changed for index in range(len(rows))]
 
     def _all_change(self, name: str, rows: list[tuple[Any, ...]]) -> bool:
-        """Run ``name`` for all the rows through its ``_rows`` form, in chunks of a power of
-        two rows up to ROWS_CHUNK (so that few statements are prepared, each with fewer
-        parameters than any SQLite allows): whether every row changed one. If not, nothing
-        they did is kept."""
+        """Run ``name`` for all the rows through its ``_rows`` form: whether every row changed
+        one. If not, nothing they did is kept."""
         self.conn.execute("SAVEPOINT rows")
-        done, changed = 0, True
-        while changed and done < len(rows):
-            size = min(ROWS_CHUNK, 1 << ((len(rows) - done).bit_length() - 1))
-            values = [value for row in rows[done : done + size] for value in row]
-            changed = self.conn.execute(self._rows_form(name, size, len(rows[0])), values).rowcount == size
-            done += size
+        changed = all(count == size for size, count in self._chunks(name, rows))
         if not changed:
             self.conn.execute("ROLLBACK TO SAVEPOINT rows")
         self.conn.execute("RELEASE SAVEPOINT rows")
         return changed
+
+    def _chunks(self, name: str, rows: list[tuple[Any, ...]]) -> Iterator[tuple[int, int]]:
+        """Run ``name``'s ``_rows`` form over the rows in turn, in chunks of a power of two rows
+        up to ROWS_CHUNK (so that few statements are prepared, each with fewer parameters than
+        any SQLite allows): each chunk's size and how many rows it changed."""
+        done = 0
+        while done < len(rows):
+            size = min(ROWS_CHUNK, 1 << ((len(rows) - done).bit_length() - 1))
+            values = [value for row in rows[done : done + size] for value in row]
+            yield size, self.conn.execute(self._rows_form(name, size, len(rows[0])), values).rowcount
+            done += size
 
     def _rows_form(self, name: str, size: int, width: int) -> str:
         key = (name, size)

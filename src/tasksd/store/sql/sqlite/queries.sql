@@ -88,6 +88,10 @@ SELECT expire_us FROM task_tombstones WHERE queue = ? AND task_id = ?
 -- Remember a deleted or completed task id.
 INSERT OR REPLACE INTO task_tombstones (queue, task_id, expire_us) VALUES (?, ?, ?)
 
+-- put_tombstone_rows --
+-- put_tombstone for several rows in one statement ({rows}: a (?, ?, ?) for each).
+INSERT OR REPLACE INTO task_tombstones (queue, task_id, expire_us) VALUES {rows}
+
 -- tombstone_all_tasks --
 -- Tombstones for every task of a queue (purge).
 INSERT OR REPLACE INTO task_tombstones (queue, task_id, expire_us)
@@ -178,6 +182,14 @@ UPDATE tasks SET schedule_us = ? WHERE id = ?
 -- acknowledge_task --
 -- Remove a live pull task whose lease the caller holds (its schedule time is the one given).
 DELETE FROM tasks WHERE queue = ? AND task_id = ? AND expire_us > ? AND kind = ? AND schedule_us = ?
+
+-- acknowledge_task_rows --
+-- acknowledge_task for several rows in one statement ({rows}: a (?, ...) of its 5 parameters
+-- for each); its row count says how many tasks it removed.
+DELETE FROM tasks WHERE id IN (
+    SELECT t.id FROM (VALUES {rows}) AS v
+    JOIN tasks t ON t.queue = v.column1 AND t.task_id = v.column2
+    WHERE t.expire_us > v.column3 AND t.kind = v.column4 AND t.schedule_us = v.column5)
 
 -- delete_task_by_id --
 -- Remove one task.
