@@ -239,7 +239,8 @@ def test_sigterm_stops_every_process_and_releases_their_queues(two: Server) -> N
     assert two.stop(signal.SIGTERM) == 0
     assert not [kid for kid in kids if Path(f"/proc/{kid}").exists()]
     assert owners(two) == []  # handed back on the way out
-    assert "Traceback" not in two.output()
+    output = two.output()
+    assert "Traceback" not in output, output
 
 
 def refused(args: list[str]) -> str:
@@ -300,7 +301,8 @@ def test_the_older_of_two_nodes_with_one_id_on_two_machines_stops(
     try:
         assert older.proc is not None and older.proc.wait(timeout=30) == 2
         assert "node id 'twin' is in use by another process" in older.output()
-        assert "Traceback" not in older.output()
+        output = older.output()
+        assert "Traceback" not in output, output
         assert newer.proc is not None and newer.proc.poll() is None
         gapic_client(newer.url).list_queues(parent=PARENT)
     finally:
