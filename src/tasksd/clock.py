@@ -12,8 +12,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def to_us(value: datetime) -> int:
     """Microseconds since the epoch."""
-    delta = value - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return duration_us(value - EPOCH)
+
+
+def duration_us(value: timedelta) -> int:
+    """A duration in whole microseconds (negative for a negative one)."""
+    return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
 
 
 class Clock(Protocol):

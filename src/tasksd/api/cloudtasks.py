@@ -272,13 +272,15 @@ class CloudTasksApi:
         are this version's. A batch for a queue this version does not see is NOT_FOUND."""
         name = operation_name(parent.parent, request_id)
 
-        async def begin() -> bytes:
+        async def check() -> None:
             await self._visible_queue(parent)
+
+        def running() -> bytes:
             metadata = metadata_type(state=metadata_type.State.Value(BatchState.RUNNING.value))
             protobuf_util.set_timestamp(metadata.start_time, self.service.clock.now())
-            running = operations_pb2.Operation(name=name.path)
-            running.metadata.Pack(metadata)
-            encoded: bytes = running.SerializeToString()
+            operation = operations_pb2.Operation(name=name.path)
+            operation.metadata.Pack(metadata)
+            encoded: bytes = operation.SerializeToString()
             return encoded
 
         async def run_and_pack() -> bytes:
@@ -288,7 +290,7 @@ class CloudTasksApi:
             return encoded
 
         return operations_pb2.Operation.FromString(
-            await run_once(self.service, name, begin, run_and_pack, named=bool(request_id))
+            await run_once(self.service, name, check, running, run_and_pack, named=bool(request_id))
         )
 
     def _done(

@@ -8,6 +8,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
+from tasksd.clock import duration_us
 from tasksd.model.errors import InvalidArgument
 
 _MAX_SECONDS = 315_576_000_000
@@ -47,7 +48,7 @@ def duration(value: duration_pb2.Duration, field: str) -> timedelta:
 def set_duration(target: duration_pb2.Duration, value: timedelta) -> None:
     # Duration.FromTimedelta does the same through its normalisation; every push task renders
     # one. A negative timedelta keeps its days negative: seconds and nanos get the one sign.
-    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    micros = duration_us(value)
     seconds = abs(micros) // 1_000_000
     sign = -1 if micros < 0 else 1
     target.seconds = sign * seconds

@@ -80,7 +80,8 @@ def batch_outcome(result: BatchResult[Any], metadata_type: str) -> BatchOutcome:
 async def run_once(
     service: TasksService,
     name: OperationName,
-    begin: Callable[[], Awaitable[bytes]],
+    check: Callable[[], Awaitable[None]],
+    running: Callable[[], bytes],
     run: Callable[[], Awaitable[bytes]],
     *,
     named: bool = True,
@@ -93,20 +94,22 @@ async def run_once(
     ask for before the answer gives it) is kept only once it is done.
 
     Args:
-        begin: checks that the batch may run and gives its running operation, encoded; called
-            only when no operation of that name is kept (without a request_id, only for its
-            checks).
+        check: raises when the batch may not run; called only when no operation of that name
+            is kept.
+        running: the batch's running operation, encoded (kept while it runs, for a retry
+            with the same request_id).
         run: runs the batch and gives its done operation, encoded. When it raises, the
             operation is forgotten (a retry runs the batch again) and the error goes on.
     """
     if not named:
-        await begin()
+        await check()
         done = await run()
         await service.keep_operation(name, done)
         return done
     kept = await service.get_operation(name)
     if kept is None:
-        kept = await service.begin_operation(name, await begin())
+        await check()
+        kept = await service.begin_operation(name, running())
     if kept is not None:
         return kept
     try:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from tasksd.clock import EPOCH
+from tasksd.clock import duration_us as duration_us  # codec.duration_us: the store's durations
 from tasksd.clock import to_us as to_us  # codec.to_us: the store's time columns
 from tasksd.model.iam import Policy
 from tasksd.model.names import QueueName
@@ -37,10 +38,6 @@ _PAYLOAD_TYPES: dict[int, type[PullMessage] | type[AppEngineHttpRequest] | type[
 
 def from_us(value: int) -> datetime:
     return EPOCH + timedelta(0, 0, value)
-
-
-def duration_us(value: timedelta) -> int:
-    return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
 
 
 def ttls_us(queue: Queue) -> tuple[int, int]:
