@@ -5,6 +5,10 @@ runs it on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -233,6 +237,47 @@ def test_reopen_keeps_everything(tmp_path: Any, run: Run) -> None:
     run(second.open())
     assert run(second.get_task(Q.task("kept"), NOW)).name == Q.task("kept")
     run(second.close())
+
+
+def test_processes_opening_a_new_file_at_once_all_open(tmp_path: Path) -> None:
+    """``tasksd serve --processes N`` on a new file: the processes open it at once. SQLite
+    answers two switches of a new file to WAL at once with "database is locked", without
+    waiting, unless they take turns (as the writers' transactions do, on the lock file)."""
+
+    def open_and_close(path: str) -> None:
+        store = SqliteStore(path)
+        asyncio.run(store.open())
+        asyncio.run(store.close())
+
+    failed = 0
+    for attempt in range(60):  # each round alone loses the race ~1 time in 10 when they do not
+        path = str(tmp_path / f"new-{attempt}.db")
+        go_read, go_write = os.pipe()
+        children = []
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:  # the child: open when told, and answer by its exit status
+                code = 1
+                try:
+                    os.read(go_read, 1)
+                    open_and_close(path)
+                    code = 0
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        os.write(go_write, b"go")
+        deadline = time.monotonic() + 60
+        for pid in children:
+            while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                time.sleep(0.005)
+            failed += os.waitstatus_to_exitcode(done[1]) != 0
+        os.close(go_read)
+        os.close(go_write)
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert failed == 0
 
 
 def test_acknowledgements_of_one_call_succeed_or_fail_alone(store: Store, run: Run) -> None:

@@ -9,7 +9,7 @@ import sqlite3
 
 from tasksd.store.sql import load_queries, migrations
 from tasksd.store.sqlstore import SqlStore
-from tasksd.store.writer import Db, Dialect
+from tasksd.store.writer import Db, Dialect, file_lock
 
 QUERIES = load_queries("sqlite")
 
@@ -26,12 +26,17 @@ def _migrate(conn: Db) -> None:
 
 def sqlite_dialect(path: str, synchronous: str = "FULL") -> Dialect:
     memory = path == ":memory:"
+    lock_file = None if memory else f"{path}-lock"
 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
-        if not memory:
-            conn.execute("PRAGMA journal_mode = WAL")
+        if lock_file is not None:
+            # While another process turns a new file to WAL, this answers "database is locked"
+            # at once, without the busy timeout: the processes take turns (tasksd serve
+            # --processes N on a new file starts them together).
+            with file_lock(lock_file):
+                conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         return conn
 
@@ -44,7 +49,7 @@ def sqlite_dialect(path: str, synchronous: str = "FULL") -> Dialect:
         error=sqlite3.Error,
         unique_violation=sqlite3.IntegrityError,
         shared_readers=not memory,
-        lock_file=None if memory else f"{path}-lock",
+        lock_file=lock_file,
     )
 
 
