@@ -287,7 +287,7 @@ class _Pending:
     item: Any = None
 
 
-class FileLock:
+class _FileLock:
     """An exclusive ``flock`` on a file, taken and let go as a context (``Dialect.lock_file``).
     ``flock`` blocks without the GIL, and the kernel lets the lock go if the process dies."""
 
@@ -306,8 +306,8 @@ class FileLock:
 
 @contextlib.contextmanager
 def file_lock(path: str) -> Iterator[None]:
-    """A FileLock on ``path`` held for the block, its file closed after."""
-    lock = FileLock(path)
+    """A _FileLock on ``path`` held for the block, its file closed after."""
+    lock = _FileLock(path)
     try:
         with lock:
             yield
@@ -339,8 +339,8 @@ class _Writer(threading.Thread):
         try:
             conn = self._connect()
             path = self._dialect.lock_file
-            lock: FileLock | contextlib.nullcontext[None] = (
-                FileLock(path) if path else contextlib.nullcontext()
+            lock: _FileLock | contextlib.nullcontext[None] = (
+                _FileLock(path) if path else contextlib.nullcontext()
             )
         except BaseException as exc:  # reported to open() through self.error
             self.error = exc
@@ -368,7 +368,7 @@ class _Writer(threading.Thread):
             METRICS.store_commit(time.perf_counter() - started, len(batch))
             self._loop.call_soon_threadsafe(_deliver, batch, results)
         conn.close()
-        if isinstance(lock, FileLock):
+        if isinstance(lock, _FileLock):
             lock.close()
 
     @staticmethod
