@@ -244,10 +244,10 @@ def test_processes_opening_a_new_file_at_once_all_open(tmp_path: Path) -> None:
     answers two switches of a new file to WAL at once with "database is locked", without
     waiting, unless they take turns (as the writers' transactions do, on the lock file)."""
 
-    def open_and_close(path: str) -> None:
+    async def open_and_close(path: str) -> None:
         store = SqliteStore(path)
-        asyncio.run(store.open())
-        asyncio.run(store.close())
+        await store.open()
+        await store.close()
 
     failed = 0
     for attempt in range(60):  # each round alone loses the race ~1 time in 10 when they do not
@@ -260,7 +260,7 @@ def test_processes_opening_a_new_file_at_once_all_open(tmp_path: Path) -> None:
                 code = 1
                 try:
                     os.read(go_read, 1)
-                    open_and_close(path)
+                    asyncio.run(open_and_close(path))
                     code = 0
                 finally:
                     os._exit(code)
