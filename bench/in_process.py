@@ -40,6 +40,7 @@ from tasksd.clock import SystemClock
 from tasksd.config import Settings
 from tasksd.engine.dispatcher import Dispatcher
 from tasksd.model.names import QueueName
+from tasksd.observe import logs
 from tasksd.server import build_rest_app, guarded_rpcs
 from tasksd.service import TasksService
 from tasksd.store import open_store
@@ -163,6 +164,8 @@ async def drain(app: Any, parent: str, tasks: int) -> dict[str, float]:
 
 async def measure(args: argparse.Namespace) -> list[dict[str, float]]:
     tune_gc()
+    defaults = Settings()
+    logs.configure(defaults.log_level, defaults.log_format, defaults.access_log)  # as tasksd serve
     work = Path(tempfile.mkdtemp(prefix="tasksd-inproc-"))
     url = {
         "sqlite": f"sqlite:///{work}/tasks.db",
@@ -175,7 +178,7 @@ async def measure(args: argparse.Namespace) -> list[dict[str, float]]:
     dispatcher = Dispatcher(  # never started: the tasks are scheduled a day ahead anyway
         store, clock, Sender(), tokens, AppEngineUrls(), node="bench", ownership_ttl=timedelta(seconds=10)
     )
-    service = TasksService(store, clock, Settings().service, dispatcher)
+    service = TasksService(store, clock, defaults.service, dispatcher)
     every = guarded_rpcs(service, None)
     rpcs = {(rpc.service, rpc.name): rpc for rpc in every}
     app = build_rest_app(every, tokens)
